@@ -1,0 +1,8 @@
+"""test_framework: unittest base classes for tests against real databases via async SQLAlchemy."""
+
+from test_framework.ssot.async_test_case import SSotAsyncTestCase
+from test_framework.ssot.async_test_helpers import AsyncTestDatabase
+from test_framework.ssot.base_test_case import SSotBaseTestCase
+
+__version__ = "0.1.0"
+__all__ = ["AsyncTestDatabase", "SSotAsyncTestCase", "SSotBaseTestCase", "__version__"]

@@ -1,0 +1,118 @@
+"""Where settings come from: class attribute > environment > setup.cfg > default.
+
+The environment and ``setup.cfg`` are read once per process, on first use,
+never at import time. Each value remembers its source so an error can say
+where a bad value was set ("TEST_DATABASE_URL (environment)").
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from test_framework.errors import ConfigurationError
+
+SECTION = "test_framework"
+DATABASE_URL_ENV = "TEST_DATABASE_URL"
+ENVIRONMENT_KEYS = {
+    "database_url": DATABASE_URL_ENV,
+    "asyncio_debug": "TEST_FRAMEWORK_ASYNCIO_DEBUG",
+    "connect_timeout": "TEST_FRAMEWORK_CONNECT_TIMEOUT",
+}
+DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 4.0}
+DEFAULT_SOURCE = "default"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value and a human-readable description of where it was set."""
+
+    value: Any
+    source: str
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """Settings shared by every test class in the process."""
+
+    database_url: Setting
+    asyncio_debug: Setting
+    connect_timeout: Setting
+
+
+def load_project_settings(environ: Mapping[str, str] = os.environ,
+                          start: Path | None = None) -> ProjectSettings:
+    """Read the environment and the nearest ``setup.cfg``; pure, for tests."""
+    cfg_path, section = _read_setup_cfg(start or Path.cwd())
+    values = {}
+    for key, env_name in ENVIRONMENT_KEYS.items():
+        if environ.get(env_name, "").strip():
+            values[key] = Setting(environ[env_name].strip(), f"{env_name} (environment)")
+        elif section.get(key, "").strip():
+            values[key] = Setting(section[key].strip(), f"{key} in [{SECTION}] of {cfg_path}")
+        else:
+            values[key] = Setting(DEFAULTS[key], DEFAULT_SOURCE)
+    return ProjectSettings(
+        database_url=values["database_url"],
+        asyncio_debug=_as_bool(values["asyncio_debug"]),
+        connect_timeout=_as_seconds(values["connect_timeout"]),
+    )
+
+
+@functools.cache
+def project_settings() -> ProjectSettings:
+    """Return the process-wide settings, read on first call."""
+    return load_project_settings()
+
+
+def database_url_for(test_class: type) -> Setting:
+    """Resolve the database URL a test class runs against."""
+    class_value = getattr(test_class, "database_url", None)
+    if class_value:
+        return Setting(str(class_value),
+                       f"{test_class.__qualname__}.database_url (class attribute)")
+    return project_settings().database_url
+
+
+def _read_setup_cfg(start: Path) -> tuple[Path | None, Mapping[str, str]]:
+    """Find the nearest setup.cfg upwards from ``start`` that has our section."""
+    for folder in (start, *start.parents):
+        candidate = folder / "setup.cfg"
+        if candidate.is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                parser.read(candidate, encoding="utf-8")
+            except configparser.Error as exc:
+                raise ConfigurationError(
+                    f"{candidate} cannot be parsed ({exc}); fix its syntax") from exc
+            if parser.has_section(SECTION):
+                return candidate, dict(parser.items(SECTION))
+    return None, {}
+
+
+def _as_bool(setting: Setting) -> Setting:
+    if setting.value is None or isinstance(setting.value, bool):
+        return setting
+    text = str(setting.value).lower()
+    if text in {"1", "true", "yes", "on"}:
+        return Setting(True, setting.source)
+    if text in {"0", "false", "no", "off"}:
+        return Setting(False, setting.source)
+    raise ConfigurationError(
+        f"{setting.source} is {setting.value!r}, not a boolean; use 1/0, true/false")
+
+
+def _as_seconds(setting: Setting) -> Setting:
+    try:
+        seconds = float(setting.value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds <= 0:
+        raise ConfigurationError(
+            f"{setting.source} is {setting.value!r}, not a positive number of seconds; "
+            "use e.g. 4")
+    return Setting(seconds, setting.source)

@@ -1,0 +1,37 @@
+"""Build an AsyncEngine for a provisioned database with its backend's options.
+
+Every engine logs its SQL at DEBUG on ``test_framework.sql`` (with the test
+id), and feeds the statement counters that ``get_all_metrics()`` and query
+assertions read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from test_framework.backends import Backend
+from test_framework.log import get_logger
+
+sql_logger = get_logger("test_framework.sql")
+StatementListener = Callable[[str, object], None]
+
+
+def create_engine(backend: Backend, url: URL, *,
+                  on_statement: StatementListener | None = None) -> AsyncEngine:
+    """Create an engine for ``url`` with the backend's hooks and our statement listener."""
+    engine = create_async_engine(url, **backend.engine_options(url))
+    backend.prepare_engine(engine)
+
+    def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
+        if sql_logger.isEnabledFor(logging.DEBUG):
+            sql_logger.debug("%s %r", statement, parameters)
+        if on_statement is not None:
+            on_statement(statement, parameters)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+    return engine

@@ -1,0 +1,32 @@
+"""Exceptions raised by test_framework.
+
+Every message names the bad value, where it came from and what to do, so a
+user can fix the problem without reading framework code. Passwords never
+appear: URLs are rendered with :func:`test_framework.log.mask_url` first.
+"""
+
+
+class TestFrameworkError(Exception):
+    """Base class for every error the framework raises on its own account."""
+
+    __test__ = False  # not a test, despite the name (pytest collects Test*)
+
+
+class ConfigurationError(TestFrameworkError):
+    """A setting (URL, isolation mode, table mapping) has a value we cannot use."""
+
+
+class DatabaseUnavailableError(TestFrameworkError):
+    """The database server could not be reached or refused the connection."""
+
+
+class UnsafeDatabaseError(TestFrameworkError):
+    """An operation would create, drop or empty a database not made for tests."""
+
+
+class QueryGuardError(TestFrameworkError, ValueError):
+    """A table name or SQL fragment passed to a helper was rejected before running."""
+
+
+class CleanupError(TestFrameworkError):
+    """Removing the rows a test created failed; the database may hold leftovers."""

@@ -1,0 +1,94 @@
+"""The framework's logger hierarchy, rooted at ``logging.getLogger("test_framework")``.
+
+Library-style: the root gets a ``NullHandler`` and nothing is printed unless
+the application configures logging or sets ``TEST_FRAMEWORK_LOG_LEVEL``.
+Every record from a framework logger carries ``test_id``, the id of the test
+running when it was made, so output from many tests can be told apart.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+
+from sqlalchemy.engine import URL, make_url
+
+ROOT_NAME = "test_framework"
+LOG_LEVEL_ENV = "TEST_FRAMEWORK_LOG_LEVEL"
+FORMAT = "%(asctime)s %(levelname)s %(name)s [%(test_id)s] %(message)s"
+
+current_test_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "test_framework_test_id", default="-")
+
+logging.getLogger(ROOT_NAME).addHandler(logging.NullHandler())
+
+
+class TestIdFilter(logging.Filter):
+    """Stamp each record with the id of the test that is running."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "test_id"):
+            record.test_id = current_test_id.get()
+        return True
+
+
+_test_id_filter = TestIdFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return a logger under ``test_framework`` whose records carry ``test_id``.
+
+    Filters on a logger only see records made on that very logger, so each
+    framework logger gets the filter itself.
+    """
+    if name != ROOT_NAME and not name.startswith(ROOT_NAME + "."):
+        name = f"{ROOT_NAME}.{name}"
+    logger = logging.getLogger(name)
+    if _test_id_filter not in logger.filters:
+        logger.addFilter(_test_id_filter)
+    return logger
+
+
+def configure_from_environment(environ=os.environ) -> None:
+    """Send framework records to stderr when ``TEST_FRAMEWORK_LOG_LEVEL`` asks for it.
+
+    Called once when the first test starts, never at import time, so merely
+    importing the package configures nothing.
+    """
+    level_name = environ.get(LOG_LEVEL_ENV, "").strip().upper()
+    root = logging.getLogger(ROOT_NAME)
+    if not level_name or any(getattr(h, "_test_framework", False) for h in root.handlers):
+        return
+    level = logging.getLevelName(level_name)
+    if not isinstance(level, int):
+        from test_framework.errors import ConfigurationError
+        raise ConfigurationError(
+            f"{LOG_LEVEL_ENV} (environment) is {level_name!r}, not a logging level; "
+            "use DEBUG, INFO, WARNING or ERROR")
+    handler = logging.StreamHandler()
+    handler._test_framework = True
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(_test_id_filter)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a database URL with its password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return _mask_unparsable(url)
+
+
+def _mask_unparsable(text: str) -> str:
+    """Hide what looks like ``user:password@`` in a string SQLAlchemy cannot parse."""
+    scheme, sep, rest = str(text).partition("://")
+    if not sep or "@" not in rest:
+        return str(text)
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else str(text)

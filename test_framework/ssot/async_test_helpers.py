@@ -1,0 +1,297 @@
+"""AsyncTestDatabase: the helper tests use to query, create rows and clean up.
+
+It wraps an ``AsyncSession`` it does not own. Raw SQL goes through ``text()``
+with bound parameters; table names are checked against the database; rows
+made through ``create*`` are tracked and removed by ``cleanup()``.
+
+By default (``autocommit=True``) a statement this helper runs commits on its
+own when no transaction the test opened is in progress, so rows are visible
+to application code using other sessions; a failed statement is rolled back
+so the session stays usable. Inside ``begin_transaction()`` nothing commits
+until you say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Mapping
+
+from sqlalchemy import MetaData, Table, func, insert, inspect, select, table, text
+from sqlalchemy.engine import Result, Row
+from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+
+from test_framework.errors import CleanupError, ConfigurationError, QueryGuardError
+from test_framework.log import get_logger
+from test_framework.provision import require_test_database
+from test_framework.ssot.query_guards import check_where_clause, split_table_name
+from test_framework.ssot.tracking import RowTracker
+
+__all__ = ["AsyncTestDatabase", "DEFAULT_TABLES"]
+
+logger = get_logger(__name__)
+DEFAULT_TABLES = {"user": "users", "thread": "threads", "message": "messages"}
+
+
+class AsyncTestDatabase:
+    """Async database helper for tests: queries, tracked test rows, transactions, cleanup."""
+
+    def __init__(self, session: AsyncSession, *, tables: Mapping[str, str] | None = None,
+                 metadata: MetaData | None = None, autocommit: bool = True,
+                 delete_rows_on_cleanup: bool = True) -> None:
+        self.session = session
+        self.tables = _table_mapping(tables)
+        self.metadata = metadata
+        self.autocommit = autocommit
+        self.delete_rows_on_cleanup = delete_rows_on_cleanup
+        self._tracker = RowTracker(session)
+        self._transactions: list[AsyncSessionTransaction] = []
+        self._autobegun: object | None = None
+        self._reflected: dict[str, Table] = {}
+        self._existing_tables: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (f"<AsyncTestDatabase tracked={len(self.tracked_rows)} "
+                f"open_transactions={len(self._transactions)}>")
+
+    @property
+    def tracked_rows(self):
+        """Rows created through this helper and not yet removed (committed ones first)."""
+        return self._tracker.committed_rows + self._tracker.pending_rows
+
+    # -- raw SQL ----------------------------------------------------------------
+
+    async def execute_query(self, query: str, params: Mapping[str, Any] | None = None) -> Result:
+        """Run raw SQL with bound parameters; return the (buffered) result."""
+        async with self._statement(commit=True):
+            return await self._execute(text(query), params)
+
+    async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
+        """Run a query and return its first row, or None."""
+        async with self._statement(commit=False):
+            return (await self._execute(text(query), params)).first()
+
+    async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a query and return all its rows."""
+        async with self._statement(commit=False):
+            return list((await self._execute(text(query), params)).all())
+
+    # -- test rows ----------------------------------------------------------------
+
+    async def create(self, table_name: str, data: Mapping[str, Any] | None = None) -> Row:
+        """Insert one row into ``table_name`` and track it; return it with all columns."""
+        async with self._statement(commit=True):
+            target = await self._table(table_name)
+            values = _checked_values(target, data or {})
+            if self.delete_rows_on_cleanup:
+                _require_primary_key(target)
+            row = (await self._execute(insert(target).values(values).returning(*target.c))).one()
+            if self.delete_rows_on_cleanup:
+                self._tracker.track(target, tuple(
+                    row._mapping[column.name] for column in target.primary_key.columns))
+            return row
+
+    async def create_test_user(self, user_data: Mapping[str, Any] | None = None) -> Row:
+        """Insert a user row (table ``tables["user"]``, default ``users``)."""
+        return await self.create(self.tables["user"], user_data)
+
+    async def create_test_thread(self, thread_data: Mapping[str, Any] | None = None) -> Row:
+        """Insert a thread row (table ``tables["thread"]``, default ``threads``)."""
+        return await self.create(self.tables["thread"], thread_data)
+
+    async def create_test_message(self, message_data: Mapping[str, Any] | None = None) -> Row:
+        """Insert a message row (table ``tables["message"]``, default ``messages``)."""
+        return await self.create(self.tables["message"], message_data)
+
+    # -- inspection ----------------------------------------------------------------
+
+    async def count_records(self, table_name: str, where_clause: str = "",
+                            params: Mapping[str, Any] | None = None) -> int:
+        """Count rows in a real table, optionally matching a condition with bound ``params``."""
+        schema, name = split_table_name(table_name)
+        condition = check_where_clause(where_clause) if where_clause else ""
+        if params and not condition:
+            raise QueryGuardError(
+                f"count_records({table_name!r}) got params {sorted(params)} but no where_clause "
+                "to use them in; pass a condition such as 'email = :email'")
+        async with self._statement(commit=False):
+            await self._require_table(table_name)
+            query = select(func.count()).select_from(table(name, schema=schema))
+            if condition:
+                query = query.where(text(f"({condition})"))
+            return (await self._execute(query, params)).scalar_one()
+
+    async def table_exists(self, table_name: str) -> bool:
+        """Return whether the table exists (``schema.table`` allowed where schemas exist)."""
+        schema, name = split_table_name(table_name)
+        async with self._statement(commit=False):
+            connection = await self.session.connection()
+            return await connection.run_sync(
+                lambda sync: inspect(sync).has_table(name, schema=schema))
+
+    # -- transactions ----------------------------------------------------------------
+
+    async def begin_transaction(self) -> AsyncSessionTransaction:
+        """Open a transaction, or a savepoint inside the one already open."""
+        if self.session.in_transaction():
+            transaction = await self.session.begin_nested()
+        else:
+            transaction = await self.session.begin()
+        self._transactions.append(transaction)
+        return transaction
+
+    async def commit_transaction(self, transaction: AsyncSessionTransaction | None = None) -> None:
+        """Commit ``transaction`` (default: the innermost one opened here, else the session's)."""
+        transaction = self._pop_transaction(transaction)
+        if transaction is None:
+            await self.session.commit()
+        else:
+            await transaction.commit()
+
+    async def rollback_transaction(self, transaction: AsyncSessionTransaction | None = None) -> None:
+        """Roll back ``transaction`` (default: the innermost one opened here, else the session's)."""
+        transaction = self._pop_transaction(transaction)
+        if transaction is None:
+            await self.session.rollback()
+        elif transaction.is_active:
+            await transaction.rollback()
+
+    # -- cleanup ----------------------------------------------------------------
+
+    async def cleanup_test_data(self) -> None:
+        """Delete every tracked row, children before parents, and commit."""
+        if self._transactions:
+            raise CleanupError(
+                f"cleanup_test_data() called with {len(self._transactions)} transaction(s) "
+                "from begin_transaction() still open; commit or roll them back first, "
+                "or call cleanup(), which rolls them back")
+        if not self.tracked_rows:
+            return
+        tables = sorted({row.table.fullname for row in self.tracked_rows})
+        try:
+            connection = await self.session.connection()
+            require_test_database(connection.engine.url, "delete rows from")
+            await self._tracker.delete_all()
+            await self.session.commit()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self.session.rollback()
+            raise CleanupError(
+                f"could not delete the rows this test created in {tables}: "
+                f"{type(exc).__name__}: {exc}. If other rows now reference them, delete "
+                "those first, or use isolation = 'rollback'") from exc
+        self._autobegun = None
+
+    async def cleanup(self) -> None:
+        """Roll back what the test left open, then delete tracked rows; safe to call twice."""
+        try:
+            while self._transactions:
+                transaction = self._transactions.pop()
+                if transaction.is_active:
+                    await transaction.rollback()
+            if self.session.in_transaction():
+                await self.session.rollback()
+            self._autobegun = None
+            await self.cleanup_test_data()
+        finally:
+            self._tracker.close()
+
+    # -- internals ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _statement(self, *, commit: bool):
+        """Run one helper operation: note an implicit BEGIN, commit or roll it back."""
+        began = not self.session.in_transaction()
+        try:
+            yield
+        except BaseException:
+            if self.autocommit and not self._transactions and (began or self._owns_transaction()):
+                with contextlib.suppress(Exception):
+                    await self.session.rollback()
+                self._autobegun = None
+            raise
+        if began:
+            self._autobegun = self.session.sync_session.get_transaction()
+        if commit and self.autocommit and not self._transactions and self._owns_transaction():
+            await self.session.commit()
+            self._autobegun = None
+
+    def _owns_transaction(self) -> bool:
+        current = self.session.sync_session.get_transaction()
+        return current is not None and current is self._autobegun
+
+    async def _execute(self, statement, params: Mapping[str, Any] | None = None) -> Result:
+        try:
+            return await self.session.execute(statement, dict(params or {}))
+        except Exception as exc:
+            logger.debug("statement failed: %s (%s: %s)", statement, type(exc).__name__, exc)
+            raise
+
+    async def _table(self, table_name: str) -> Table:
+        """Return the Table for a name: from ``metadata`` if it has it, else reflected."""
+        split_table_name(table_name)
+        if self.metadata is not None and table_name in self.metadata.tables:
+            return self.metadata.tables[table_name]
+        if table_name not in self._reflected:
+            schema, name = split_table_name(table_name)
+            connection = await self.session.connection()
+            try:
+                self._reflected[table_name] = await connection.run_sync(
+                    lambda sync: Table(name, MetaData(), schema=schema, autoload_with=sync))
+            except NoSuchTableError:
+                raise QueryGuardError(await self._no_such_table(table_name)) from None
+        return self._reflected[table_name]
+
+    async def _require_table(self, table_name: str) -> None:
+        if table_name in self._existing_tables:
+            return
+        if not await self.table_exists(table_name):
+            raise QueryGuardError(await self._no_such_table(table_name))
+        self._existing_tables.add(table_name)
+
+    async def _no_such_table(self, table_name: str) -> str:
+        schema, _ = split_table_name(table_name)
+        connection = await self.session.connection()
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names(schema))
+        return (f"table {table_name!r} does not exist in the test database; existing tables: "
+                f"{sorted(names) or 'none'}. Check the name, or add the table to the test "
+                "class's metadata so the framework creates it")
+
+    def _pop_transaction(self, transaction):
+        if transaction is None:
+            return self._transactions.pop() if self._transactions else None
+        if transaction in self._transactions:
+            del self._transactions[self._transactions.index(transaction):]
+        return transaction
+
+
+def _table_mapping(tables: Mapping[str, str] | None) -> dict[str, str]:
+    mapping = dict(DEFAULT_TABLES)
+    for kind, name in (tables or {}).items():
+        if kind not in DEFAULT_TABLES:
+            raise ConfigurationError(
+                f"tables has key {kind!r}; the keys are {sorted(DEFAULT_TABLES)}, "
+                "e.g. tables={'user': 'accounts'}")
+        split_table_name(name)
+        mapping[kind] = name
+    return mapping
+
+
+def _checked_values(target: Table, data: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise QueryGuardError(
+            f"row data for {target.fullname!r} is a {type(data).__name__}; pass a dict of "
+            f"column values, columns: {[c.name for c in target.columns]}")
+    unknown = sorted(set(data) - set(target.columns.keys()))
+    if unknown:
+        raise QueryGuardError(
+            f"table {target.fullname!r} has no column(s) {unknown}; its columns are "
+            f"{[c.name for c in target.columns]}")
+    return dict(data)
+
+
+def _require_primary_key(target: Table) -> None:
+    if not target.primary_key.columns:
+        raise QueryGuardError(
+            f"table {target.fullname!r} has no primary key, so its rows cannot be found again "
+            "for cleanup; add a primary key, or use isolation = 'rollback'")

@@ -1,0 +1,241 @@
+"""SSotBaseTestCase: a ``unittest.TestCase`` with a real test database.
+
+The lifecycle is ``asyncSetUp`` / ``asyncTearDown``, run on the class's own
+event loop. The synchronous class calls them from ``setUp`` / ``tearDown``
+and offers ``run_async(coro)``; ``SSotAsyncTestCase`` keeps the same steps and
+lets ``IsolatedAsyncioTestCase`` await them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import time
+import unittest
+from typing import Any, Awaitable, Callable, Iterator, Mapping
+
+from sqlalchemy import MetaData
+
+from test_framework import sample_schema
+from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
+from test_framework.ssot.async_test_helpers import AsyncTestDatabase
+from test_framework.ssot.class_loop import RUNNER_ATTRIBUTE, cancel_leftover_tasks, class_runner
+from test_framework.ssot.class_resources import class_resources
+from test_framework.ssot.environment import EnvironmentChanges
+from test_framework.ssot.metrics import TestMetrics
+
+__unittest = True  # keep these frames out of users' failure tracebacks
+
+framework_logger = get_logger("test_framework.lifecycle")
+XUNIT_HOOKS = ("setup_method", "teardown_method")
+
+
+class SSotBaseTestCase(unittest.TestCase):
+    """Base class for database tests; see README.rst for the settings below."""
+
+    database_url: str | None = None
+    isolation: str = "rollback"
+    metadata: MetaData | None = sample_schema.metadata
+    tables: Mapping[str, str] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Make ``setup_method``/``teardown_method`` run once per test, whoever calls them.
+
+        pytest calls these hooks on unittest classes too; the framework calls
+        them for unittest and nose2. A per-test flag keeps it to exactly once.
+        """
+        super().__init_subclass__(**kwargs)
+        for name in XUNIT_HOOKS:
+            hook = cls.__dict__.get(name)
+            if hook is not None and not getattr(hook, "_ssot_once", False):
+                setattr(cls, name, _once_per_test(name, hook))
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def run(self, result=None):
+        token = current_test_id.set(self.id())
+        try:
+            return super().run(result)
+        finally:
+            current_test_id.reset(token)
+            self._ssot_after_run()
+
+    def _ssot_after_run(self) -> None:
+        """Cancel tasks the test left on the class loop (the async class does it itself)."""
+        runner = type(self).__dict__.get(RUNNER_ATTRIBUTE)
+        if runner is not None:
+            cancel_leftover_tasks(runner, self.id())
+
+    def setUp(self) -> None:
+        self.run_async(self.asyncSetUp())
+
+    def tearDown(self) -> None:
+        self.run_async(self.asyncTearDown())
+
+    async def asyncSetUp(self) -> None:
+        """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test."""
+        current_test_id.set(self.id())
+        configure_from_environment()
+        self._ssot_started = time.perf_counter()
+        self._ssot_metrics = TestMetrics()
+        self._ssot_environment = EnvironmentChanges()
+        self.addCleanup(self._ssot_environment.restore)
+        self.logger = get_logger(f"test_framework.cases.{type(self).__module__}."
+                                 f"{type(self).__qualname__}")
+        framework_logger.debug("start %s", self.id())
+        self.setup_method(getattr(self, self._testMethodName, None))
+        resources = class_resources(type(self))
+        await resources.open()
+        self._ssot_resources = resources
+        self._ssot_sessions = await resources.isolation.begin_test()
+        self.addCleanup(self._ssot_call, self._ssot_release)
+        self.engine = resources.engine
+        self.session = self._ssot_sessions.session
+        self.session_factory = self._ssot_sessions.session_factory
+        self.db = AsyncTestDatabase(
+            self.session, tables=self.tables, metadata=resources.metadata,
+            delete_rows_on_cleanup=resources.isolation.deletes_rows)
+        resources.current_metrics = self._ssot_metrics
+
+    async def asyncTearDown(self) -> None:
+        """Clean the test's data, release its sessions, then call ``teardown_method``."""
+        try:
+            await self._ssot_release()
+        finally:
+            self.teardown_method(getattr(self, self._testMethodName, None))
+            framework_logger.debug("end %s in %.2f ms", self.id(),
+                                   (time.perf_counter() - self._ssot_started) * 1000)
+
+    async def _ssot_release(self) -> None:
+        """Undo the test's database work; idempotent, so setUp failures are safe too."""
+        sessions, self._ssot_sessions = getattr(self, "_ssot_sessions", None), None
+        if sessions is None:
+            return
+        resources = self._ssot_resources
+        resources.current_metrics = None
+        try:
+            await self.db.cleanup()
+        finally:
+            await resources.isolation.end_test(sessions)
+
+    # -- xunit-style hooks, as in the original framework --------------------------
+
+    def setup_method(self, method: Callable | None = None) -> None:
+        """Override to prepare each test; called exactly once per test, before ``self.db``."""
+
+    def teardown_method(self, method: Callable | None = None) -> None:
+        """Override to tidy up after each test; called exactly once per test."""
+
+    # -- running coroutines from synchronous code ---------------------------------
+
+    def run_async(self, coroutine: Awaitable[Any]) -> Any:
+        """Run a coroutine on this class's event loop and return its result."""
+        runner = class_runner(type(self))
+        try:
+            return runner.run(coroutine)
+        except RuntimeError as exc:
+            if "running event loop" not in str(exc):
+                raise
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()
+            raise RuntimeError(
+                "run_async() was called while the event loop is running (inside an async "
+                "test or hook); use 'await' on the coroutine instead") from exc
+
+    def _ssot_call(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        return self.run_async(result) if inspect.isawaitable(result) else result
+
+    def add_cleanup(self, function: Callable, *args: Any, **kwargs: Any) -> None:
+        """Register a sync or async cleanup, run after ``tearDown`` (last added, first run)."""
+        self.addCleanup(self._ssot_call, function, *args, **kwargs)
+
+    # -- metrics ----------------------------------------------------------------
+
+    def record_metric(self, name: str, value: Any) -> None:
+        self._ssot_metrics.record(name, value)
+
+    def get_metric(self, name: str, default: Any = None) -> Any:
+        return self._ssot_metrics.get(name, default)
+
+    def get_all_metrics(self) -> dict[str, Any]:
+        """Custom metrics plus ``execution_time`` (s) and ``db_query_count`` (SQL statements)."""
+        return self._ssot_metrics.all()
+
+    def increment_db_query_count(self, count: int = 1) -> None:
+        self._ssot_metrics.manual_queries += count
+
+    def get_test_context(self) -> dict[str, Any]:
+        """Describe the running test: id, names, isolation mode and (masked) database URL."""
+        resources = getattr(self, "_ssot_resources", None)
+        database = getattr(resources, "database", None)
+        return {
+            "test_id": self.id(),
+            "test_name": self._testMethodName,
+            "test_class": type(self).__qualname__,
+            "test_module": type(self).__module__,
+            "isolation": self.isolation,
+            "backend": getattr(getattr(resources, "backend", None), "name", None),
+            "database_url": mask_url(database.url) if database else None,
+        }
+
+    # -- environment ----------------------------------------------------------------
+
+    def set_env_var(self, name: str, value: str) -> None:
+        """Set an environment variable until the end of the test."""
+        self._ssot_environment.set(name, value)
+
+    def get_env_var(self, name: str, default: str | None = None) -> str | None:
+        return self._ssot_environment.get(name, default)
+
+    def delete_env_var(self, name: str) -> None:
+        """Remove an environment variable until the end of the test."""
+        self._ssot_environment.delete(name)
+
+    @contextlib.contextmanager
+    def temp_env_vars(self, **values: str) -> Iterator[None]:
+        """Set environment variables for a ``with`` block only."""
+        with self._ssot_environment.temporary(**values):
+            yield
+
+    def assert_env_var_set(self, name: str, expected: str | None = None) -> None:
+        value = self._ssot_environment.get(name)
+        if value is None:
+            self.fail(f"environment variable {name} is not set")
+        if expected is not None:
+            self.assertEqual(value, expected, f"environment variable {name}")
+
+    def assert_env_var_not_set(self, name: str) -> None:
+        value = self._ssot_environment.get(name)
+        if value is not None:
+            self.fail(f"environment variable {name} is set to {value!r}")
+
+    # -- assertions ----------------------------------------------------------------
+
+    def expect_exception(self, exception: type[BaseException] | tuple,
+                         message_pattern: str | None = None):
+        """Return unittest's ``assertRaises`` context (``.exception`` holds what was raised)."""
+        if message_pattern is None:
+            return self.assertRaises(exception)
+        return self.assertRaisesRegex(exception, message_pattern)
+
+
+def _once_per_test(name: str, hook: Callable) -> Callable:
+    # One flag per wrapped function, so super() chains through several classes still run.
+    flag = f"_ssot_{name}_{id(hook)}_done"
+
+    @functools.wraps(hook)
+    def once(self, *args: Any, **kwargs: Any) -> Any:
+        if self.__dict__.get(flag):
+            return None
+        self.__dict__[flag] = True
+        return hook(self, *args, **kwargs)
+
+    once._ssot_once = True
+    return once
+
+
+SSotBaseTestCase.setup_method = _once_per_test("setup_method", SSotBaseTestCase.setup_method)
+SSotBaseTestCase.teardown_method = _once_per_test("teardown_method",
+                                                  SSotBaseTestCase.teardown_method)

@@ -1,0 +1,73 @@
+"""One event loop per test class, shared by all of its tests.
+
+The stdlib's ``IsolatedAsyncioTestCase`` builds a new debug-mode loop for
+every test. Engines and connections belong to the loop that made them, so
+that would mean a new connection per test. Here each test class gets one
+``asyncio.Runner``, closed by a class cleanup after its last test; the class's
+engine lives on that loop. Debug mode follows ``PYTHONASYNCIODEBUG`` / ``-X dev``
+or the ``asyncio_debug`` setting, and is off otherwise.
+
+CPython private names are used in this module only: ``_setupAsyncioRunner``,
+``_tearDownAsyncioRunner`` and ``_asyncioRunner`` of
+``unittest.IsolatedAsyncioTestCase`` (3.11 to 3.13).
+``tests/ssot/test_class_loop.py`` checks they still behave on each Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+from test_framework.config import project_settings
+from test_framework.log import get_logger
+
+logger = get_logger(__name__)
+RUNNER_ATTRIBUTE = "_ssot_runner"
+
+
+def class_runner(test_class: type) -> asyncio.Runner:
+    """Return the runner of ``test_class``, creating it (and its closing cleanup) once."""
+    runner = test_class.__dict__.get(RUNNER_ATTRIBUTE)
+    if runner is None:
+        runner = asyncio.Runner(debug=project_settings().asyncio_debug.value)
+        setattr(test_class, RUNNER_ATTRIBUTE, runner)
+        test_class.addClassCleanup(close_class_runner, test_class)
+    return runner
+
+
+def close_class_runner(test_class: type) -> None:
+    runner = test_class.__dict__.get(RUNNER_ATTRIBUTE)
+    if runner is not None:
+        delattr(test_class, RUNNER_ATTRIBUTE)
+        runner.close()
+
+
+def cancel_leftover_tasks(runner: asyncio.Runner, test_id: str) -> None:
+    """Cancel tasks a test left running, so they cannot leak into the next test."""
+    loop = runner.get_loop()
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not leftovers:
+        return
+    warnings.warn(f"{test_id} left {len(leftovers)} task(s) running: "
+                  f"{[task.get_coro() for task in leftovers]!r}; they were cancelled",
+                  ResourceWarning, stacklevel=2)
+
+    async def cancel_all() -> None:
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+
+    runner.run(cancel_all())
+
+
+class ClassLoopHooks:
+    """Mixin for ``IsolatedAsyncioTestCase``: use the class runner instead of one per test."""
+
+    # -- CPython private hooks of unittest.IsolatedAsyncioTestCase (3.11-3.13) --
+
+    def _setupAsyncioRunner(self) -> None:
+        self._asyncioRunner = class_runner(type(self))
+
+    def _tearDownAsyncioRunner(self) -> None:
+        runner, self._asyncioRunner = self._asyncioRunner, None
+        cancel_leftover_tasks(runner, self.id())

@@ -1,0 +1,91 @@
+"""What a test class shares across its tests: database, engine and isolation mode.
+
+Made on the first test of a class, on the class's event loop, and released
+by a class cleanup after its last test (before the loop closes). The
+throwaway database and its schema are per process; the engine and its
+connection are per class, because they belong to the class's loop.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from test_framework.backends import backend_for
+from test_framework.config import database_url_for
+from test_framework.engines import create_engine
+from test_framework.errors import DatabaseUnavailableError
+from test_framework.log import get_logger
+from test_framework.provision import ensure_schema, provisioned_database
+from test_framework.ssot.class_loop import class_runner
+from test_framework.ssot.isolation import isolation_class
+from test_framework.ssot.metrics import TestMetrics
+
+logger = get_logger(__name__)
+RESOURCES_ATTRIBUTE = "_ssot_resources"
+
+
+class ClassResources:
+    """The engine, database and isolation strategy one test class's tests share."""
+
+    def __init__(self, test_class: type) -> None:
+        self.test_class = test_class
+        self.url_setting = database_url_for(test_class)
+        self.isolation_class = isolation_class(test_class)
+        self.metadata = getattr(test_class, "metadata", None)
+        self.backend = None
+        self.database = None
+        self.engine = None
+        self.isolation = None
+        self.current_metrics: TestMetrics | None = None
+
+    async def open(self) -> None:
+        """Provision the database, build the engine and schema; idempotent."""
+        if self.isolation is not None:
+            return
+        self.backend = backend_for(self.url_setting)
+        self.database = await provisioned_database(self.backend)
+        self.engine = create_engine(self.backend, self.database.url,
+                                    on_statement=self._on_statement)
+        try:
+            if self.metadata is not None:
+                await ensure_schema(self.database, self.engine, self.metadata)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            await self.aclose()
+            raise DatabaseUnavailableError(
+                f"cannot connect to the test database {self.database.masked_url} (from "
+                f"{self.url_setting.source}): {exc}; "
+                f"{self.backend.explain_connect_error(exc)}") from exc
+        self.isolation = self.isolation_class(self.engine)
+
+    async def aclose(self) -> None:
+        """Release the class's connection and dispose of its engine."""
+        isolation, self.isolation = self.isolation, None
+        engine, self.engine = self.engine, None
+        try:
+            if isolation is not None:
+                await isolation.close()
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    def _on_statement(self, statement: str, parameters: object) -> None:
+        if self.current_metrics is not None:
+            self.current_metrics.on_statement(statement, parameters)
+
+
+def class_resources(test_class: type) -> ClassResources:
+    """Return the class's shared resources, registering their release once."""
+    resources = test_class.__dict__.get(RESOURCES_ATTRIBUTE)
+    if resources is None:
+        runner = class_runner(test_class)
+        resources = ClassResources(test_class)
+        setattr(test_class, RESOURCES_ATTRIBUTE, resources)
+        test_class.addClassCleanup(_release, test_class, runner)
+    return resources
+
+
+def _release(test_class: type, runner) -> None:
+    resources = test_class.__dict__.get(RESOURCES_ATTRIBUTE)
+    if resources is not None:
+        delattr(test_class, RESOURCES_ATTRIBUTE)
+        runner.run(resources.aclose())

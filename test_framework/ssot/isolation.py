@@ -1,0 +1,123 @@
+"""The two isolation modes: how a test gets its sessions and how its writes are undone.
+
+``"rollback"`` (default): the class holds one connection; each test runs in
+an outer transaction on it, and every session (``self.session`` and those
+from ``self.session_factory``) joins that transaction through savepoints
+(``join_transaction_mode="create_savepoint"``). Application code may commit
+or roll back freely; the outer rollback at teardown undoes everything.
+
+``"commit"``: sessions use the engine's pool and commit for real, so other
+connections see the rows. ``AsyncTestDatabase`` deletes what it created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
+                                    AsyncTransaction, async_sessionmaker)
+
+from test_framework.errors import ConfigurationError
+
+
+class RecordingSessionmaker(async_sessionmaker):
+    """An ``async_sessionmaker`` that remembers its sessions so teardown can close them."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list[AsyncSession] = []
+
+    def __call__(self, **local_kw) -> AsyncSession:
+        session = super().__call__(**local_kw)
+        self.sessions.append(session)
+        return session
+
+    async def close_all(self) -> None:
+        while self.sessions:
+            await self.sessions.pop().close()
+
+
+@dataclass
+class TestSessions:
+    """What one test gets: a session, a factory for more, and what undoes them."""
+
+    __test__ = False
+
+    session: AsyncSession
+    session_factory: RecordingSessionmaker
+    outer: AsyncTransaction | None = None
+
+
+class RollbackIsolation:
+    """Every test inside one outer transaction that is rolled back at teardown."""
+
+    name = "rollback"
+    deletes_rows = False
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def begin_test(self) -> TestSessions:
+        if self._connection is None or self._connection.closed or self._connection.invalidated:
+            self._connection = await self.engine.connect()
+        outer = await self._connection.begin()
+        factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
+                                        join_transaction_mode="create_savepoint")
+        return TestSessions(session=factory(), session_factory=factory, outer=outer)
+
+    async def end_test(self, sessions: TestSessions) -> None:
+        try:
+            await sessions.session_factory.close_all()
+        finally:
+            try:
+                if sessions.outer is not None and sessions.outer.is_active:
+                    await sessions.outer.rollback()
+            except BaseException:
+                await self._discard_connection()
+                raise
+
+    async def close(self) -> None:
+        await self._discard_connection()
+
+    async def _discard_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:
+                await connection.invalidate()
+
+
+class CommitIsolation:
+    """Real commits on pooled connections; tracked rows are deleted at teardown."""
+
+    name = "commit"
+    deletes_rows = True
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def begin_test(self) -> TestSessions:
+        factory = RecordingSessionmaker(bind=self.engine, expire_on_commit=False)
+        return TestSessions(session=factory(), session_factory=factory)
+
+    async def end_test(self, sessions: TestSessions) -> None:
+        await sessions.session_factory.close_all()
+
+    async def close(self) -> None:
+        """Nothing held between tests; the engine's disposal closes the pool."""
+
+
+ISOLATION_MODES = {mode.name: mode for mode in (RollbackIsolation, CommitIsolation)}
+
+
+def isolation_class(test_class: type) -> type[RollbackIsolation] | type[CommitIsolation]:
+    """Return the isolation mode a test class asks for, or explain the choices."""
+    mode = getattr(test_class, "isolation", "rollback")
+    if mode not in ISOLATION_MODES:
+        raise ConfigurationError(
+            f"{test_class.__qualname__}.isolation (class attribute) is {mode!r}; use one of "
+            f"{sorted(ISOLATION_MODES)}: 'rollback' undoes each test with one transaction, "
+            "'commit' makes real commits and deletes the rows the test created")
+    return ISOLATION_MODES[mode]
