@@ -1,0 +1,132 @@
+"""Both isolation modes leave the database as it was, seen from another connection."""
+
+import unittest
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from test_framework import SSotAsyncTestCase
+from tests.support import count_rows, count_rows_sync, problems, run_case
+
+
+def app_register(session_factory, email):
+    """What application code does: its own session, and a real commit."""
+    async def register():
+        async with session_factory() as session:
+            await session.execute(text("INSERT INTO users (email, is_active) VALUES (:e, true)"),
+                                  {"e": email})
+            await session.commit()
+    return register()
+
+
+class TestRollbackMode(unittest.TestCase):
+    def test_app_commit_gone_after_rollback_mode(self):
+        seen = {}
+
+        class AppCommits(SSotAsyncTestCase):
+            async def test_commit(self):
+                seen["url"] = self.engine.url
+                await app_register(self.session_factory, "app@x.test")
+                await self.db.create_test_user({"email": "helper@x.test"})
+                async with self.session_factory() as other:
+                    seen["inside"] = (await other.execute(
+                        text("SELECT count(*) FROM users"))).scalar_one()
+
+            async def test_next_test_is_clean(self):
+                seen["next"] = await self.db.count_records("users")
+
+        result = run_case(AppCommits)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["inside"], 2)
+        self.assertEqual(seen["next"], 0)
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    def test_integrity_error_recovered_inside_test(self):
+        seen = {}
+
+        class Recovers(SSotAsyncTestCase):
+            async def test_recover(self):
+                seen["url"] = self.engine.url
+                await app_register(self.session_factory, "dup@x.test")
+                with self.assertRaises(IntegrityError):
+                    await app_register(self.session_factory, "dup@x.test")
+                await app_register(self.session_factory, "after@x.test")
+                seen["count"] = await self.db.count_records("users")
+
+        result = run_case(Recovers)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["count"], 2)
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    def test_failing_test_still_rolled_back(self):
+        seen = {}
+
+        class Fails(SSotAsyncTestCase):
+            async def test_fails(self):
+                seen["url"] = self.engine.url
+                await self.db.create_test_user({"email": "fail@x.test"})
+                self.fail("on purpose")
+
+        result = run_case(Fails)
+        self.assertEqual(len(result.failures), 1)
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
+class TestCommitMode(unittest.TestCase):
+    def test_commit_mode_rows_visible_outside_then_gone(self):
+        seen = {}
+
+        class Commits(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_visible(self):
+                seen["url"] = self.engine.url
+                user = await self.db.create_test_user({"email": "c@x.test"})
+                await self.db.create_test_thread({"id": "t1", "user_id": user.id})
+                await self.db.create_test_message({"id": "m1", "thread_id": "t1", "role": "user"})
+                seen["outside"] = await count_rows(self.engine.url, "messages")
+
+        result = run_case(Commits)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["outside"], 1)
+        for table in ("messages", "threads", "users"):
+            self.assertEqual(count_rows_sync(seen["url"], table), 0, table)
+
+    def test_cleanup_failure_is_reported_not_hidden(self):
+        seen = {}
+
+        class LeavesChild(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_child_made_by_app(self):
+                seen["url"] = self.engine.url
+                await self.db.create_test_thread({"id": "parent"})
+                async with self.session_factory() as app:
+                    await app.execute(text(
+                        "INSERT INTO messages (id, thread_id, role) VALUES ('c', 'parent', 'u')"))
+                    await app.commit()
+
+        result = run_case(LeavesChild)
+        self.assertEqual(len(result.errors), 1, problems(result))
+        self.assertIn("could not delete the rows this test created in ['threads']",
+                      problems(result))
+        # tidy up what the test left, from outside
+        import asyncio
+        from tests.support import separate_connection
+
+        async def tidy():
+            async with separate_connection(seen["url"]) as connection:
+                await connection.execute(text("DELETE FROM messages"))
+                await connection.execute(text("DELETE FROM threads"))
+        asyncio.run(tidy())
+
+    def test_bad_isolation_value_is_explained(self):
+        class Bad(SSotAsyncTestCase):
+            isolation = "snapshot"
+
+            async def test_x(self):
+                pass
+
+        result = run_case(Bad)
+        self.assertIn("Bad.isolation (class attribute) is 'snapshot'; use one of "
+                      "['commit', 'rollback']", problems(result))

@@ -1,0 +1,64 @@
+"""Settings precedence: class attribute > environment > setup.cfg > default."""
+
+import tempfile
+import unittest
+from pathlib import Path
+
+from test_framework.config import load_project_settings, database_url_for, Setting
+from test_framework.errors import ConfigurationError
+
+
+def project_with_setup_cfg(text: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="tf_config_"))
+    (folder / "setup.cfg").write_text(text)
+    (folder / "pkg" / "sub").mkdir(parents=True)
+    return folder
+
+
+class TestProjectSettings(unittest.TestCase):
+    def test_default_is_sqlite_temp_file_and_no_debug(self):
+        settings = load_project_settings({}, Path(tempfile.mkdtemp()))
+        self.assertEqual(settings.database_url, Setting(None, "default"))
+        self.assertIsNone(settings.asyncio_debug.value)
+        self.assertEqual(settings.connect_timeout.value, 3.0)
+
+    def test_setup_cfg_found_from_a_subfolder(self):
+        folder = project_with_setup_cfg(
+            "[test_framework]\ndatabase_url = sqlite+aiosqlite:///cfg.db\nconnect_timeout = 2\n")
+        settings = load_project_settings({}, folder / "pkg" / "sub")
+        self.assertEqual(settings.database_url.value, "sqlite+aiosqlite:///cfg.db")
+        self.assertIn(str(folder / "setup.cfg"), settings.database_url.source)
+        self.assertEqual(settings.connect_timeout.value, 2.0)
+
+    def test_environment_beats_setup_cfg(self):
+        folder = project_with_setup_cfg("[test_framework]\ndatabase_url = sqlite+aiosqlite:///cfg.db\n")
+        settings = load_project_settings(
+            {"TEST_DATABASE_URL": "sqlite+aiosqlite:///env.db"}, folder)
+        self.assertEqual(settings.database_url,
+                         Setting("sqlite+aiosqlite:///env.db", "TEST_DATABASE_URL (environment)"))
+
+    def test_setup_cfg_without_our_section_is_ignored(self):
+        folder = project_with_setup_cfg("[metadata]\nname = x\n")
+        self.assertEqual(load_project_settings({}, folder).database_url.source, "default")
+
+    def test_class_attribute_beats_everything(self):
+        class TestWithUrl:
+            database_url = "sqlite+aiosqlite:///:memory:"
+        setting = database_url_for(TestWithUrl)
+        self.assertEqual(setting.value, "sqlite+aiosqlite:///:memory:")
+        self.assertIn("TestWithUrl.database_url (class attribute)", setting.source)
+
+    def test_bad_boolean_names_variable_and_fix(self):
+        with self.assertRaisesRegex(ConfigurationError,
+                                    r"TEST_FRAMEWORK_ASYNCIO_DEBUG \(environment\) is 'maybe'.*true/false"):
+            load_project_settings({"TEST_FRAMEWORK_ASYNCIO_DEBUG": "maybe"}, Path(tempfile.mkdtemp()))
+
+    def test_bad_timeout_names_setup_cfg(self):
+        folder = project_with_setup_cfg("[test_framework]\nconnect_timeout = soon\n")
+        with self.assertRaisesRegex(ConfigurationError, r"connect_timeout in \[test_framework\].*'soon'"):
+            load_project_settings({}, folder)
+
+    def test_unparsable_setup_cfg_is_a_clear_error(self):
+        folder = project_with_setup_cfg("this is not ini\n")
+        with self.assertRaisesRegex(ConfigurationError, "cannot be parsed"):
+            load_project_settings({}, folder)
