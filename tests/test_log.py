@@ -1,0 +1,40 @@
+"""Password masking and the opt-in stderr handler."""
+
+import logging
+import unittest
+
+from test_framework.errors import ConfigurationError
+from test_framework.log import configure_from_environment, get_logger, mask_url
+
+
+class TestMaskUrl(unittest.TestCase):
+    def test_masks_parsable_and_unparsable(self):
+        self.assertEqual(mask_url("postgresql+asyncpg://app:pw@db/app"),
+                         "postgresql+asyncpg://app:***@db/app")
+        self.assertNotIn("pw", mask_url("weird://app:pw@db:not-a-port/x"))
+        self.assertEqual(mask_url("sqlite+aiosqlite:///x.db"), "sqlite+aiosqlite:///x.db")
+
+
+class TestConfigureFromEnvironment(unittest.TestCase):
+    def tearDown(self):
+        root = logging.getLogger("test_framework")
+        for handler in list(root.handlers):
+            if getattr(handler, "_test_framework", False):
+                root.removeHandler(handler)
+        root.setLevel(logging.NOTSET)
+
+    def test_level_adds_one_stderr_handler(self):
+        configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "debug"})
+        configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "debug"})
+        root = logging.getLogger("test_framework")
+        ours = [h for h in root.handlers if getattr(h, "_test_framework", False)]
+        self.assertEqual(len(ours), 1)
+        self.assertEqual(root.level, logging.DEBUG)
+
+    def test_bad_level_is_explained(self):
+        with self.assertRaisesRegex(ConfigurationError, "TEST_FRAMEWORK_LOG_LEVEL.*'LOUD'"):
+            configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "loud"})
+
+    def test_get_logger_roots_names_under_test_framework(self):
+        self.assertEqual(get_logger("myapp.x").name, "test_framework.myapp.x")
+        self.assertEqual(get_logger("test_framework.sql").name, "test_framework.sql")

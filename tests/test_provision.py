@@ -1,0 +1,127 @@
+"""Throwaway databases: unique per process, dropped at exit, never a non-test_ name."""
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import time
+import unittest
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from test_framework import provision
+from test_framework.backends import backend_for
+from test_framework.config import Setting
+from test_framework.errors import DatabaseUnavailableError, UnsafeDatabaseError
+from tests.support import postgres_url_from_env, skip_unless_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVISION_AND_EXIT = textwrap.dedent("""
+    import asyncio, json, sys
+    from test_framework.backends import backend_for
+    from test_framework.config import project_settings
+    from test_framework.provision import provisioned_database
+    database = asyncio.run(provisioned_database(backend_for(project_settings().database_url)))
+    print(json.dumps(database.url.render_as_string(hide_password=False)), flush=True)
+    sys.exit(int(sys.argv[1]))
+""")
+
+
+def provision_in_subprocesses(count: int, exit_code: int) -> list[str]:
+    """Start ``count`` processes at once; each provisions, prints its URL and exits."""
+    processes = [subprocess.Popen([sys.executable, "-c", PROVISION_AND_EXIT, str(exit_code)],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(count)]
+    urls = []
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == exit_code, err
+        urls.append(json.loads(out.strip().splitlines()[-1]))
+    return urls
+
+
+class TestSafetyGuard(unittest.TestCase):
+    def test_refuses_non_test_names_on_every_backend(self):
+        for url in ("postgresql+asyncpg://u:pw@h/app", "sqlite+aiosqlite:///data/app.db",
+                    "postgresql+asyncpg://u@h/testing"):
+            with self.subTest(url=url), self.assertRaises(UnsafeDatabaseError) as caught:
+                provision.require_test_database(make_url(url), "drop")
+            self.assertIn("does not start with 'test_'", str(caught.exception))
+            self.assertNotIn(":pw@", str(caught.exception))
+
+    def test_accepts_test_names_and_memory(self):
+        for url in ("postgresql+asyncpg://u@h/test_app_1", "sqlite+aiosqlite:////tmp/test_x.sqlite3",
+                    "sqlite+aiosqlite:///:memory:"):
+            provision.require_test_database(make_url(url), "drop")
+
+    def test_test_database_names_fit_and_differ(self):
+        backend = backend_for(Setting("postgresql+asyncpg://u@h/" + "a" * 80, "test"))
+        first, second = backend.test_database_name("a" * 80), backend.test_database_name("a" * 80)
+        self.assertTrue(first.startswith("test_aaa"))
+        self.assertLessEqual(len(first), 63)
+        self.assertNotEqual(first, second)
+
+
+class TestLifetime(unittest.TestCase):
+    def test_concurrent_processes_get_distinct_databases_all_dropped(self):
+        urls = provision_in_subprocesses(3, exit_code=1)
+        self.assertEqual(len(set(urls)), 3, urls)
+        for url in map(make_url, urls):
+            self.assertTrue(Path(url.database).name.startswith("test_") or
+                            url.database.startswith("test_"))
+            self.assertFalse(asyncio.run(database_exists(url)), f"{url.database} left behind")
+
+
+async def database_exists(url) -> bool:
+    backend = backend_for(Setting(url.render_as_string(hide_password=False), "test"))
+    if backend.name == "sqlite":
+        return Path(url.database).exists()
+    from tests.support import separate_connection
+    from sqlalchemy import text
+    async with separate_connection(url.set(database="postgres")) as connection:
+        found = await connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                         {"n": url.database})
+        return found.first() is not None
+
+
+@skip_unless_backend("postgresql")
+class TestUnreachableServer(unittest.TestCase):
+    def provision(self, url: str) -> tuple[str, float]:
+        backend = backend_for(Setting(url, "TEST_DATABASE_URL (environment)"), connect_timeout=3)
+        started = time.monotonic()
+        with self.assertRaises(DatabaseUnavailableError) as caught:
+            asyncio.run(asyncio.wait_for(provision.provisioned_database(backend), 10))
+        return str(caught.exception), time.monotonic() - started
+
+    def test_refused_port_fails_fast_with_masked_url_and_fix(self):
+        message, elapsed = self.provision("postgresql+asyncpg://postgres:s3cret@127.0.0.1:1/app")
+        self.assertLess(elapsed, 5)
+        self.assertIn("postgresql+asyncpg://postgres:***@127.0.0.1:1/app", message)
+        self.assertIn("TEST_DATABASE_URL (environment)", message)
+        self.assertIn("check that PostgreSQL is running", message)
+        self.assertNotIn("s3cret", message)
+
+    def test_unroutable_host_times_out_within_five_seconds(self):
+        message, elapsed = self.provision("postgresql+asyncpg://postgres@10.255.255.1:5432/app")
+        self.assertLess(elapsed, 5)
+        self.assertIn("10.255.255.1", message)
+
+    def test_failure_is_remembered_so_later_tests_fail_at_once(self):
+        self.provision("postgresql+asyncpg://postgres@127.0.0.1:2/app")
+        _, elapsed = self.provision("postgresql+asyncpg://postgres@127.0.0.1:2/app")
+        self.assertLess(elapsed, 0.5)
+
+    def test_wrong_database_user_is_explained(self):
+        message, _ = self.provision("postgresql+asyncpg://no_such_role@127.0.0.1:5432/app")
+        self.assertIn("no_such_role", message)
+        self.assertIn("user, password and database", message)
+
+
+class TestNamedFromUrl(unittest.TestCase):
+    @skip_unless_backend("postgresql")
+    def test_postgres_database_named_after_the_app_database(self):
+        url = make_url(provision_in_subprocesses(1, exit_code=0)[0])
+        configured = make_url(postgres_url_from_env()).database
+        self.assertTrue(url.database.startswith(f"test_{configured}_"), url.database)
