@@ -23,7 +23,7 @@ ENVIRONMENT_KEYS = {
     "asyncio_debug": "TEST_FRAMEWORK_ASYNCIO_DEBUG",
     "connect_timeout": "TEST_FRAMEWORK_CONNECT_TIMEOUT",
 }
-DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 4.0}
+DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0}
 DEFAULT_SOURCE = "default"
 
 
