@@ -34,4 +34,14 @@ def create_engine(backend: Backend, url: URL, *,
             on_statement(statement, parameters)
 
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+    event.listen(engine.sync_engine, "handle_error", explain_disconnect)
     return engine
+
+
+def explain_disconnect(context) -> None:
+    """Say plainly that the connection was lost; the driver's words vary ("connection is closed")."""
+    if context.is_disconnect and context.sqlalchemy_exception is not None:
+        context.sqlalchemy_exception.add_note(
+            "test_framework: the database connection was lost (killed, or the server "
+            "restarted); this test's uncommitted work is gone, the next test gets a new "
+            "connection")

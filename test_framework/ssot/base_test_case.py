@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Iterator, Mapping
 from sqlalchemy import MetaData
 
 from test_framework import sample_schema
+from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.class_loop import RUNNER_ATTRIBUTE, cancel_leftover_tasks, class_runner
@@ -60,6 +61,9 @@ class SSotBaseTestCase(unittest.TestCase):
         finally:
             current_test_id.reset(token)
             self._ssot_after_run()
+            if getattr(self, "_ssot_database_unavailable", False) and hasattr(result, "stop"):
+                # Every later test would fail the same way: stop, as failfast would.
+                result.stop()
 
     def _ssot_after_run(self) -> None:
         """Cancel tasks the test left on the class loop (the async class does it itself)."""
@@ -86,7 +90,11 @@ class SSotBaseTestCase(unittest.TestCase):
         framework_logger.debug("start %s", self.id())
         self.setup_method(getattr(self, self._testMethodName, None))
         resources = class_resources(type(self))
-        await resources.open()
+        try:
+            await resources.open()
+        except DatabaseUnavailableError:
+            self._ssot_database_unavailable = True
+            raise
         self._ssot_resources = resources
         self._ssot_sessions = await resources.isolation.begin_test()
         self.addCleanup(self._ssot_call, self._ssot_release)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
                                     AsyncTransaction, async_sessionmaker)
 
-from test_framework.errors import ConfigurationError
+from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 
 
 class RecordingSessionmaker(async_sessionmaker):
@@ -67,15 +67,17 @@ class RollbackIsolation:
         return TestSessions(session=factory(), session_factory=factory, outer=outer)
 
     async def end_test(self, sessions: TestSessions) -> None:
+        """Close the test's sessions and roll back; a broken connection is replaced."""
         try:
             await sessions.session_factory.close_all()
-        finally:
-            try:
-                if sessions.outer is not None and sessions.outer.is_active:
-                    await sessions.outer.rollback()
-            except BaseException:
-                await self._discard_connection()
-                raise
+            if sessions.outer is not None and sessions.outer.is_active:
+                await sessions.outer.rollback()
+        except Exception as exc:
+            await self._discard_connection()
+            raise DatabaseUnavailableError(
+                f"the test's database connection was lost or broken ({type(exc).__name__}: "
+                f"{exc}); its work was not committed, and the next test gets a new "
+                "connection") from exc
 
     async def close(self) -> None:
         await self._discard_connection()

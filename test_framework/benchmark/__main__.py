@@ -1,0 +1,85 @@
+"""Command line: pick rows, run them, print the table, write the JSON.
+
+Exit status is 0 only when every selected row (and memory probe) measured;
+a failed row shows its error in the table instead of aborting the run, so
+one broken scenario never hides the numbers of the others.
+"""
+import argparse
+import re
+import sys
+import time
+
+from . import report
+from .bench import Benchmark, Options
+from .harness import Progress
+from .scenarios import SCENARIOS
+
+QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m test_framework.benchmark",
+        description="Per-test cost of test_framework against floors, a naive "
+                    "approach and Django, on PostgreSQL and SQLite.")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny suites, one repeat, no Django or memory rows: "
+                             "proves the benchmark works, measures nothing")
+    parser.add_argument("--repeats", type=int, help="repeats per row (default 5)")
+    parser.add_argument("--only", metavar="PATTERN",
+                        help="regular expression matched against row keys and titles")
+    parser.add_argument("--json", default="benchmark-results.json", metavar="PATH",
+                        help="where to write the results (default: %(default)s)")
+    parser.add_argument("--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"),
+                        help="suite sizes the slope is taken between (default 100 1100)")
+    parser.add_argument("--memory-tests", type=int, metavar="N",
+                        help="tests in the memory probe run, 0 to skip (default 10000)")
+    parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    return parser.parse_args(argv)
+
+
+def options_from(args):
+    base = QUICK if args.quick else Options()
+    opts = Options(**vars(base))
+    if args.repeats is not None:
+        opts.repeats = max(1, args.repeats)
+    if args.sizes:
+        opts.sizes = tuple(args.sizes)
+    if args.memory_tests is not None:
+        opts.memory_tests = args.memory_tests
+    if opts.sizes[1] <= opts.sizes[0] or opts.sizes[0] < 1:
+        sys.exit("--sizes: LARGE must be greater than SMALL, both positive")
+    return opts
+
+
+def select(args):
+    rows = [s for s in SCENARIOS if s.in_quick or not args.quick]
+    if args.only:
+        pattern = re.compile(args.only, re.IGNORECASE)
+        rows = [s for s in rows if pattern.search(s.key) or pattern.search(s.title)]
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    selected = select(args)
+    if args.list or not selected:
+        for s in SCENARIOS:
+            print(f"{s.key:<30} {s.title}")
+        return 0 if selected else 2
+    opts = options_from(args)
+    progress = Progress()
+    started = time.time()
+    rows, memory = Benchmark(selected, opts, progress).run()
+    doc = report.build(rows, memory, opts, {
+        "quick": args.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                      time.localtime(started)),
+        "duration_s": round(time.time() - started, 1)})
+    report.write_json(doc, args.json)
+    print(report.table(doc))
+    progress(f"results written to {args.json}")
+    return 1 if doc["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

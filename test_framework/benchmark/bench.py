@@ -1,0 +1,181 @@
+"""Runs the selected rows: server set-up, interleaved repeats, memory, clean-up.
+
+Repeats are interleaved (repeat 1 of every row, then repeat 2, ...) rather
+than run row by row, so slow drift on a shared, noisy machine spreads over
+all rows instead of biasing whichever row ran during a busy minute.  A row
+that fails once is not retried; its error is kept for the table and the
+remaining rows go on.
+"""
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import harness, scenarios
+from .pgadmin import ServerAdmin, is_throwaway
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Options:
+    """How much to measure; see ``__main__`` for the command-line defaults."""
+
+    sizes: tuple = (100, 1100)
+    repeats: int = 5
+    memory_tests: int = 10_000
+    pg_user: str = "postgres"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    seconds_per_test_limit: float = 0.25
+
+
+@dataclass
+class Row:
+    """Measurements (or the failure) of one scenario."""
+
+    scenario: scenarios.Scenario
+    status: str = "ok"
+    error: str = ""
+    runs: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def fail(self, message):
+        self.status, self.error = "failed", message
+
+
+class Benchmark:
+    """Owns the temp directory, the server databases and the rows."""
+
+    def __init__(self, selected, options, progress):
+        self.options, self.progress = options, progress
+        self.rows = [Row(s) for s in selected]
+        self.memory = []
+        self.ctx = scenarios.Context(options.pg_user, options.pg_host, options.pg_port)
+        self.admin = ServerAdmin(options.pg_user, options.pg_host, options.pg_port)
+        self.created_dbs = []
+
+    def run(self):
+        with tempfile.TemporaryDirectory(prefix="bench-suites-") as tmp:
+            self.tmp = Path(tmp)
+            try:
+                self._prepare_server()
+                self._time_rows()
+                if self.options.memory_tests:
+                    self._measure_memory()
+            finally:
+                self._drop_created()
+        return self.rows, self.memory
+
+    def _prepare_server(self):
+        pg_rows = [row for row in self.rows if row.scenario.postgres]
+        if not pg_rows:
+            return
+        problem = self.admin.check()
+        if problem:
+            for row in pg_rows:
+                row.fail(problem)
+            return
+        needed = sorted({name for row in pg_rows for name in row.scenario.setup_dbs})
+        for name in needed:
+            self.progress(f"creating database {name}")
+            self.created_dbs.append(name)
+            try:
+                self.admin.recreate(name, scenarios.SETUP_DBS[name])
+            except Exception as exc:  # fail the rows that need it, keep the rest
+                for row in pg_rows:
+                    if name in row.scenario.setup_dbs:
+                        row.fail(f"could not create database {name}: {exc}")
+
+    def _time_rows(self):
+        for repeat in range(1, self.options.repeats + 1):
+            for row in self.rows:
+                if row.status == "ok":
+                    self._time_once(row, repeat)
+
+    def _time_once(self, row, repeat):
+        n_small, n_large = self.options.sizes
+        try:
+            small = self._run(row, n_small, f"repeat {repeat}/{self.options.repeats}")
+            large = self._run(row, n_large, f"repeat {repeat}/{self.options.repeats}")
+        except harness.RowFailed as exc:
+            self.progress(f"  FAILED {row.scenario.key}: {exc}")
+            row.fail(str(exc))
+            return
+        except Exception as exc:  # a harness bug fails the row, not the run
+            self.progress(f"  FAILED {row.scenario.key}: harness error: {exc!r}")
+            row.fail(f"harness error: {exc!r}")
+            return
+        per_test = harness.slope(small, large)
+        row.runs.append({
+            "per_test_s": per_test, "fixed_s": harness.fixed_cost(small, per_test),
+            "seconds": [small.seconds, large.seconds],
+            "connections": [small.connections, large.connections],
+            "connections_per_1000": 1000 * (large.connections - small.connections)
+                                    / (n_large - n_small),
+        })
+
+    def _run(self, row, n_tests, label):
+        scenario = row.scenario
+        suite_dir = self._suite(scenario, n_tests)
+        self.progress(f"{scenario.key} N={n_tests} ({label})")
+        cmd = harness.child_command(scenario.runner, suite_dir, scenario.postgres)
+        env = scenarios.child_env(scenario, self.ctx, REPO_ROOT, suite_dir)
+        timeout = 60 + self.options.seconds_per_test_limit * n_tests
+        try:
+            run = harness.run_child(cmd, env, suite_dir, timeout, n_tests)
+        except harness.RowFailed as exc:
+            self._drop_leftovers(row, exc.databases)
+            raise
+        self._drop_leftovers(row, run.databases)
+        self.progress(f"  {run.seconds:.2f}s in-child, {run.connections} connection(s)")
+        return run
+
+    def _suite(self, scenario, n_tests):
+        suite_dir = self.tmp / scenario.key / f"n{n_tests}"
+        if not suite_dir.exists():
+            scenarios.generate(scenario, n_tests, suite_dir)
+        return suite_dir
+
+    def _drop_leftovers(self, row, databases):
+        """Drop throwaway databases a child connected to and left behind."""
+        names = {n for n in [*databases, *row.scenario.leftover_dbs]
+                 if is_throwaway(n) and n not in scenarios.SETUP_DBS}
+        if not row.scenario.postgres or not names:
+            return
+        try:
+            dropped = self.admin.drop(sorted(names))
+        except Exception as exc:  # server gone: the row has failed already
+            self.progress(f"  could not check for leftover databases: {exc}")
+            return
+        if dropped:
+            note = f"run left database(s) behind (dropped by the benchmark): {dropped}"
+            self.progress(f"  WARNING {row.scenario.key}: {note}")
+            if note not in row.warnings:
+                row.warnings.append(note)
+
+    def _measure_memory(self):
+        rows = {row.scenario.key: row for row in self.rows}
+        for key, title in scenarios.MEMORY_SCENARIOS:
+            row = rows.get(key)
+            if row is None:  # memory is measured only for selected rows
+                continue
+            entry = {"key": key, "title": title, "n_tests": self.options.memory_tests}
+            self.memory.append(entry)
+            if row.status != "ok":
+                entry.update(status="failed", error=row.error)
+                continue
+            try:
+                run = self._run(row, self.options.memory_tests, "memory")
+            except harness.RowFailed as exc:
+                entry.update(status="failed", error=str(exc))
+                continue
+            entry.update(status="ok", rss_start=run.rss_start, rss_end=run.rss_end,
+                         seconds=run.seconds, connections=run.connections)
+
+    def _drop_created(self):
+        if self.created_dbs:
+            self.progress(f"dropping {self.created_dbs}")
+            try:
+                self.admin.drop(self.created_dbs)
+            except Exception as exc:  # report, never mask the real error
+                self.progress(f"  could not drop {self.created_dbs}: {exc}")

@@ -1,0 +1,226 @@
+"""What each benchmark row generates and how it is run.
+
+Every row is a generated suite of N tests split into classes of
+``TESTS_PER_CLASS`` so per-class costs (event loop, connection, schema) are
+amortised as in a real suite.  Every test does the same work within a group
+-- the floors do nothing, the database rows insert one row and read it back
+-- so the rows differ only in the machinery around the test body.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+TESTS_PER_CLASS = 100
+REFERENCE_KEY = "ours-rollback-pg"
+DJANGO_TEST_DB = "test_bench_django"
+
+FLOOR_SYNC_HEAD = "import unittest\n"
+FLOOR_SYNC_CLASS = "\n\nclass TestFloor{c:03d}(unittest.TestCase):\n"
+FLOOR_SYNC_TEST = "    def test_{i:05d}(self):\n        pass\n"
+
+FLOOR_ASYNC_HEAD = "import unittest\n"
+FLOOR_ASYNC_CLASS = "\n\nclass TestFloor{c:03d}(unittest.IsolatedAsyncioTestCase):\n"
+FLOOR_ASYNC_TEST = "    async def test_{i:05d}(self):\n        pass\n"
+
+NAIVE_HEAD = '''import os
+import unittest
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+URL = os.environ["BENCH_NAIVE_URL"]
+
+
+async def roundtrip(email):
+    engine = create_async_engine(URL)
+    try:
+        async with engine.connect() as conn:
+            trans = await conn.begin()
+            new_id = (await conn.execute(
+                text("INSERT INTO items (name) VALUES (:n) RETURNING id"), {{"n": email}})).scalar_one()
+            row = (await conn.execute(
+                text("SELECT id, name FROM items WHERE id = :id"), {{"id": new_id}})).one()
+            assert row.name == email
+            await trans.rollback()
+    finally:
+        await engine.dispose()
+'''
+NAIVE_CLASS = "\n\nclass TestNaive{c:03d}(unittest.IsolatedAsyncioTestCase):\n"
+NAIVE_TEST = ('    async def test_{i:05d}(self):\n'
+              '        await roundtrip("u{i}@example.com")\n')
+
+DJANGO_MODELS = '''from django.db import models
+
+
+class Item(models.Model):
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        app_label = "benchapp"
+'''
+DJANGO_HEAD = "from django.test import {base}\n\nfrom benchapp.models import Item\n"
+DJANGO_CLASS = "\n\nclass TestDjango{c:03d}({base}):\n"
+DJANGO_TEST = '''    def test_{i:05d}(self):
+        item = Item.objects.create(name="u{i}@example.com")
+        row = Item.objects.values("id", "name").get(pk=item.pk)
+        assert row["name"] == "u{i}@example.com"
+'''
+
+OURS_HEAD = ("from datetime import datetime, timezone\n\n"
+             "from test_framework import SSotAsyncTestCase\n")
+OURS_CLASS = '\n\nclass TestOurs{c:03d}(SSotAsyncTestCase):\n    isolation = "{isolation}"\n\n'
+OURS_TEST = '''    async def test_{i:05d}(self):
+        user = await self.db.create_test_user({{
+            "email": "u{i}@example.com", "full_name": "U", "password_hash": "h",
+            "is_active": True, "created_at": datetime.now(timezone.utc)}})
+        row = await self.db.fetch_one(
+            "SELECT id, email FROM users WHERE id = :id", {{"id": user.id}})
+        assert row.email == "u{i}@example.com"
+'''
+
+
+@dataclass(frozen=True)
+class Template:
+    """Source fragments for one generated module per test class."""
+
+    head: str          # all three are str.format templates: double literal braces
+    cls: str
+    test: str
+    extra_files: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One table row: what to generate, which runner, which environment."""
+
+    key: str
+    title: str
+    runner: str                       # unittest | nose2 | pytest | django
+    template: Template
+    fmt: dict = field(default_factory=dict)
+    env: Callable[["Context"], dict] = lambda ctx: {}
+    postgres: bool = False            # needs the server; counts connections
+    in_quick: bool = True
+    leftover_dbs: tuple = ()          # names the parent checks for after a run
+    setup_dbs: tuple = ()             # keys of SETUP_DBS created before timing
+
+
+@dataclass(frozen=True)
+class Context:
+    """Run-wide settings the scenarios' environments are built from."""
+
+    pg_user: str
+    pg_host: str
+    pg_port: int
+
+    def url(self, database, driver="postgresql+asyncpg"):
+        return f"{driver}://{self.pg_user}@{self.pg_host}:{self.pg_port}/{database}"
+
+
+NAIVE_DB = "bench_naive"
+OURS_DB = "bench_ours"
+# Databases the parent creates before timing (name -> SQL run inside it).  The
+# library is pointed at OURS_DB's server and makes its own throwaway database;
+# OURS_DB exists so the URL names a real database whatever the library does.
+SETUP_DBS = {NAIVE_DB: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
+             OURS_DB: None}
+
+
+def _ours_pg_env(ctx):
+    return {"TEST_DATABASE_URL": ctx.url(OURS_DB)}
+
+
+def _sqlite_env(ctx):
+    return {"TEST_DATABASE_URL": None}
+
+
+def _django_env(ctx):
+    db = {"ENGINE": "django.db.backends.postgresql", "NAME": "bench_django",
+          "USER": ctx.pg_user, "HOST": ctx.pg_host, "PORT": str(ctx.pg_port),
+          "TEST": {"NAME": DJANGO_TEST_DB}}
+    return {"BENCH_DJANGO_DATABASE": json.dumps(db)}
+
+
+def _ours(key, title, runner, isolation, env, postgres):
+    return Scenario(key, title, runner, Template(OURS_HEAD, OURS_CLASS, OURS_TEST),
+                    {"isolation": isolation}, env, postgres,
+                    setup_dbs=(OURS_DB,) if postgres else ())
+
+
+def _django(key, title, base):
+    template = Template(DJANGO_HEAD, DJANGO_CLASS, DJANGO_TEST,
+                        {"benchapp/__init__.py": "", "benchapp/models.py": DJANGO_MODELS})
+    return Scenario(key, title, "django", template, {"base": base}, _django_env,
+                    postgres=True, in_quick=False, leftover_dbs=(DJANGO_TEST_DB,))
+
+
+SCENARIOS = [
+    Scenario("floor-testcase", "floor: empty unittest.TestCase", "unittest",
+             Template(FLOOR_SYNC_HEAD, FLOOR_SYNC_CLASS, FLOOR_SYNC_TEST)),
+    Scenario("floor-asyncio", "floor: empty IsolatedAsyncioTestCase", "unittest",
+             Template(FLOOR_ASYNC_HEAD, FLOOR_ASYNC_CLASS, FLOOR_ASYNC_TEST)),
+    Scenario("naive-engine-per-test", "naive: async engine per test, PostgreSQL", "unittest",
+             Template(NAIVE_HEAD, NAIVE_CLASS, NAIVE_TEST),
+             env=lambda ctx: {"BENCH_NAIVE_URL": ctx.url(NAIVE_DB)}, postgres=True,
+             setup_dbs=(NAIVE_DB,)),
+    _django("django-testcase", "Django TestCase, PostgreSQL", "TestCase"),
+    _django("django-transactiontestcase", "Django TransactionTestCase, PostgreSQL",
+            "TransactionTestCase"),
+    _ours(REFERENCE_KEY, "ours, rollback, PostgreSQL", "unittest", "rollback",
+          _ours_pg_env, True),
+    _ours("ours-rollback-sqlite", "ours, rollback, SQLite", "unittest", "rollback",
+          _sqlite_env, False),
+    _ours("ours-commit-pg", "ours, commit, PostgreSQL", "unittest", "commit",
+          _ours_pg_env, True),
+    _ours("ours-commit-sqlite", "ours, commit, SQLite", "unittest", "commit",
+          _sqlite_env, False),
+    _ours("ours-rollback-pg-nose2", "ours, rollback, PostgreSQL, nose2", "nose2",
+          "rollback", _ours_pg_env, True),
+    _ours("ours-rollback-pg-pytest", "ours, rollback, PostgreSQL, pytest", "pytest",
+          "rollback", _ours_pg_env, True),
+]
+
+MEMORY_SCENARIOS = [
+    ("floor-asyncio", "memory: empty IsolatedAsyncioTestCase"),
+    (REFERENCE_KEY, "memory: ours, rollback, PostgreSQL"),
+]
+
+
+def by_key(key):
+    for scenario in SCENARIOS:
+        if scenario.key == key:
+            return scenario
+    raise KeyError(key)
+
+
+def generate(scenario, n_tests, directory):
+    """Write ``n_tests`` tests as one module per class under ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tpl = scenario.template
+    for rel, text in tpl.extra_files.items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (directory / rel).write_text(text)
+    for c, start in enumerate(range(0, n_tests, TESTS_PER_CLASS)):
+        parts = [tpl.head.format(**scenario.fmt), tpl.cls.format(c=c, **scenario.fmt)]
+        for i in range(start + 1, min(start + TESTS_PER_CLASS, n_tests) + 1):
+            parts.append(("\n" if i > start + 1 else "") + tpl.test.format(i=i, **scenario.fmt))
+        (directory / f"test_bench_{c:03d}.py").write_text("".join(parts))
+    return directory
+
+
+def child_env(scenario, ctx, repo_root, suite_dir):
+    """The child's environment: the repo importable, no user debug settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TEST_FRAMEWORK_", "PYTHONASYNCIODEBUG", "DJANGO_"))}
+    env.pop("TEST_DATABASE_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(suite_dir), str(repo_root)])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for name, value in scenario.env(ctx).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env

@@ -1,0 +1,85 @@
+"""Faults: each has a named outcome, a bound on time, and leaves the next test unaffected."""
+
+import time
+import unittest
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from test_framework import SSotAsyncTestCase
+from tests.support import (count_rows_sync, problems, run_case, separate_connection,
+                           skip_unless_backend, timeout)
+
+
+class TestServerDown(unittest.TestCase):
+    def test_unreachable_server_stops_the_run_with_one_clear_error(self):
+        class Unreachable(SSotAsyncTestCase):
+            database_url = "postgresql+asyncpg://postgres:s3cret@127.0.0.1:1/app"
+
+            async def test_a(self):
+                pass
+
+            async def test_b(self):
+                pass
+
+            async def test_c(self):
+                pass
+
+        started = time.monotonic()
+        result = run_case(Unreachable)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(result.testsRun, 1, "the run stops after the first failure")
+        self.assertTrue(result.shouldStop)
+        message = problems(result)
+        self.assertIn("postgresql+asyncpg://postgres:***@127.0.0.1:1/app", message)
+        self.assertIn("Unreachable.database_url (class attribute)", message)
+        self.assertNotIn("s3cret", message)
+
+
+@skip_unless_backend("postgresql")
+class TestPostgreSQLFaults(unittest.TestCase):
+    def test_killed_connection_errors_that_test_and_the_next_one_passes(self):
+        class Killed(SSotAsyncTestCase):
+            @timeout(20)
+            async def test_1_killed(self):
+                await self.db.create_test_user({"email": "lost@x.test"})
+                pid = (await self.db.fetch_one("SELECT pg_backend_pid() AS pid")).pid
+                async with separate_connection(self.engine.url) as other:
+                    await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                await self.db.fetch_one("SELECT 1")
+
+            @timeout(20)
+            async def test_2_next(self):
+                self.assertEqual(await self.db.count_records("users"), 0)
+                await self.db.create_test_user({"email": "fine@x.test"})
+
+        result = run_case(Killed)
+        self.assertEqual(result.testsRun, 2)
+        self.assertEqual(len(result.failures), 0, problems(result))
+        self.assertEqual([test.id().rsplit(".", 1)[-1] for test, _ in result.errors],
+                         ["test_1_killed"], problems(result))
+        self.assertRegex(problems(result), "connection was lost|connection was closed")
+
+    def test_statement_error_aborting_the_transaction_is_seen_and_cleaned(self):
+        seen = {}
+
+        class Aborts(SSotAsyncTestCase):
+            isolation = "commit"
+
+            @timeout(20)
+            async def test_1_aborts(self):
+                seen["url"] = self.engine.url
+                await self.db.begin_transaction()
+                await self.db.create_test_user({"email": "a@x.test"})
+                with self.assertRaises(DBAPIError):
+                    await self.db.execute_query("SELECT 1/0")
+                with self.assertRaisesRegex(DBAPIError, "current transaction is aborted"):
+                    await self.db.fetch_one("SELECT 1")
+
+            @timeout(20)
+            async def test_2_clean(self):
+                self.assertEqual(await self.db.count_records("users"), 0)
+
+        result = run_case(Aborts)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
