@@ -63,25 +63,28 @@ async def provisioned_database(backend: Backend) -> ProvisionedDatabase:
     instead of each waiting for its own connect timeout.
     """
     key = backend.url.render_as_string(hide_password=False)
-    if key in _failures:
-        raise DatabaseUnavailableError(_failures[key])
-    if key not in _databases:
+    if key not in _failures and key not in _databases:
         url = backend.test_database_url()
         require_test_database(url, "create")
         try:
             async with asyncio.timeout(backend.connect_timeout + 1):
                 await backend.create_database(url)
         except Exception as exc:
-            _failures[key] = (
-                f"cannot create a test database on {backend.masked_url} (from "
-                f"{backend.source}): {type(exc).__name__}: {str(exc) or 'timed out'}; "
-                f"{backend.explain_connect_error(exc)}")
-            raise DatabaseUnavailableError(_failures[key]) from exc
+            _failures[key] = (f"{type(exc).__name__}: {str(exc) or 'timed out'}; "
+                              f"{backend.explain_connect_error(exc)}")
+            raise DatabaseUnavailableError(_unavailable(backend, _failures[key])) from exc
         _databases[key] = ProvisionedDatabase(backend, url)
         logger.info("created test database %s", mask_url(url))
         if len(_databases) == 1:
             atexit.register(drop_databases_at_exit)
+    if key in _failures:
+        raise DatabaseUnavailableError(_unavailable(backend, _failures[key]))
     return _databases[key]
+
+
+def _unavailable(backend: Backend, reason: str) -> str:
+    return (f"cannot create a test database on {backend.masked_url} "
+            f"(from {backend.source}): {reason}")
 
 
 async def ensure_schema(database: ProvisionedDatabase, engine: AsyncEngine,

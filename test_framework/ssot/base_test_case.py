@@ -20,7 +20,6 @@ from sqlalchemy import MetaData
 from test_framework import sample_schema
 from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
-from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.class_loop import RUNNER_ATTRIBUTE, cancel_leftover_tasks, class_runner
 from test_framework.ssot.class_resources import class_resources
 from test_framework.ssot.environment import EnvironmentChanges
@@ -96,14 +95,13 @@ class SSotBaseTestCase(unittest.TestCase):
             self._ssot_database_unavailable = True
             raise
         self._ssot_resources = resources
-        self._ssot_sessions = await resources.isolation.begin_test()
+        self._ssot_sessions = await resources.isolation.begin_test(
+            tables=self.tables, metadata=resources.metadata)
         self.addCleanup(self._ssot_call, self._ssot_release)
         self.engine = resources.engine
         self.session = self._ssot_sessions.session
         self.session_factory = self._ssot_sessions.session_factory
-        self.db = AsyncTestDatabase(
-            self.session, tables=self.tables, metadata=resources.metadata,
-            delete_rows_on_cleanup=resources.isolation.deletes_rows)
+        self.db = self._ssot_sessions.db
         resources.current_metrics = self._ssot_metrics
 
     async def asyncTearDown(self) -> None:
@@ -116,16 +114,13 @@ class SSotBaseTestCase(unittest.TestCase):
                                    (time.perf_counter() - self._ssot_started) * 1000)
 
     async def _ssot_release(self) -> None:
-        """Undo the test's database work; idempotent, so setUp failures are safe too."""
+        """Undo the test's database work as its isolation mode says (``db.cleanup()``
+        included); idempotent, so a failure half-way through setUp is safe too."""
         sessions, self._ssot_sessions = getattr(self, "_ssot_sessions", None), None
         if sessions is None:
             return
-        resources = self._ssot_resources
-        resources.current_metrics = None
-        try:
-            await self.db.cleanup()
-        finally:
-            await resources.isolation.end_test(sessions)
+        self._ssot_resources.current_metrics = None
+        await self._ssot_resources.isolation.end_test(sessions)
 
     # -- xunit-style hooks, as in the original framework --------------------------
 

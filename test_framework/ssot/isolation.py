@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
                                     AsyncTransaction, async_sessionmaker)
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
+from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 
 
 class RecordingSessionmaker(async_sessionmaker):
@@ -39,12 +40,13 @@ class RecordingSessionmaker(async_sessionmaker):
 
 @dataclass
 class TestSessions:
-    """What one test gets: a session, a factory for more, and what undoes them."""
+    """What one test gets: a session, a factory for more, the helper, and what undoes them."""
 
     __test__ = False
 
     session: AsyncSession
     session_factory: RecordingSessionmaker
+    db: AsyncTestDatabase
     outer: AsyncTransaction | None = None
 
 
@@ -52,26 +54,32 @@ class RollbackIsolation:
     """Every test inside one outer transaction that is rolled back at teardown."""
 
     name = "rollback"
-    deletes_rows = False
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._connection: AsyncConnection | None = None
 
-    async def begin_test(self) -> TestSessions:
+    async def begin_test(self, **helper_options) -> TestSessions:
         if self._connection is None or self._connection.closed or self._connection.invalidated:
             self._connection = await self.engine.connect()
         outer = await self._connection.begin()
         factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
                                         join_transaction_mode="create_savepoint")
-        return TestSessions(session=factory(), session_factory=factory, outer=outer)
+        session = factory()
+        db = AsyncTestDatabase(session, delete_rows_on_cleanup=False, **helper_options)
+        return TestSessions(session, factory, db, outer)
 
     async def end_test(self, sessions: TestSessions) -> None:
-        """Close the test's sessions and roll back; a broken connection is replaced."""
+        """Roll back first: one round trip undoes every write and savepoint of the test.
+
+        Sessions closed after that emit no SQL, so ``db.cleanup()`` finds
+        nothing left to roll back. A broken connection is replaced.
+        """
         try:
-            await sessions.session_factory.close_all()
-            if sessions.outer is not None and sessions.outer.is_active:
+            if sessions.outer.is_active:
                 await sessions.outer.rollback()
+            await sessions.session_factory.close_all()
+            await sessions.db.cleanup()
         except Exception as exc:
             await self._discard_connection()
             raise DatabaseUnavailableError(
@@ -95,17 +103,21 @@ class CommitIsolation:
     """Real commits on pooled connections; tracked rows are deleted at teardown."""
 
     name = "commit"
-    deletes_rows = True
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def begin_test(self) -> TestSessions:
+    async def begin_test(self, **helper_options) -> TestSessions:
         factory = RecordingSessionmaker(bind=self.engine, expire_on_commit=False)
-        return TestSessions(session=factory(), session_factory=factory)
+        session = factory()
+        return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
     async def end_test(self, sessions: TestSessions) -> None:
-        await sessions.session_factory.close_all()
+        """Delete the rows the test made (and commit), then close its sessions."""
+        try:
+            await sessions.db.cleanup()
+        finally:
+            await sessions.session_factory.close_all()
 
     async def close(self) -> None:
         """Nothing held between tests; the engine's disposal closes the pool."""
