@@ -6,9 +6,13 @@ made through ``create*`` are tracked and removed by ``cleanup()``.
 
 By default (``autocommit=True``) a statement this helper runs commits on its
 own when no transaction the test opened is in progress, so rows are visible
-to application code using other sessions; a failed statement is rolled back
-so the session stays usable. Inside ``begin_transaction()`` nothing commits
-until you say so.
+to application code using other sessions and no read keeps locks; a failed
+statement is rolled back so the session stays usable. Inside
+``begin_transaction()`` nothing commits until you say so.
+
+The rollback isolation mode passes ``delete_rows_on_cleanup=False`` and
+``hold_read_transactions=True``: its outer rollback removes every row, and
+all its sessions share one connection, so there are no locks to release.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ class AsyncTestDatabase:
 
     def __init__(self, session: AsyncSession, *, tables: Mapping[str, str] | None = None,
                  metadata: MetaData | None = None, autocommit: bool = True,
-                 delete_rows_on_cleanup: bool = True) -> None:
+                 delete_rows_on_cleanup: bool = True,
+                 hold_read_transactions: bool = False) -> None:
         self.session = session
         self.tables = _table_mapping(tables)
         self.metadata = metadata
         self.autocommit = autocommit
         self.delete_rows_on_cleanup = delete_rows_on_cleanup
+        self.hold_read_transactions = hold_read_transactions
         self._tracker = RowTracker(session)
         self._transactions: list[AsyncSessionTransaction] = []
         self._autobegun: object | None = None
@@ -63,24 +69,24 @@ class AsyncTestDatabase:
 
     async def execute_query(self, query: str, params: Mapping[str, Any] | None = None) -> Result:
         """Run raw SQL with bound parameters; return the (buffered) result."""
-        async with self._statement(commit=True):
+        async with self._statement(write=True):
             return await self._execute(text(query), params)
 
     async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
         """Run a query and return its first row, or None."""
-        async with self._statement(commit=False):
+        async with self._statement(write=False):
             return (await self._execute(text(query), params)).first()
 
     async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run a query and return all its rows."""
-        async with self._statement(commit=False):
+        async with self._statement(write=False):
             return list((await self._execute(text(query), params)).all())
 
     # -- test rows ----------------------------------------------------------------
 
     async def create(self, table_name: str, data: Mapping[str, Any] | None = None) -> Row:
         """Insert one row into ``table_name`` and track it; return it with all columns."""
-        async with self._statement(commit=True):
+        async with self._statement(write=True):
             target = await self._table(table_name)
             values = _checked_values(target, data or {})
             if self.delete_rows_on_cleanup:
@@ -114,7 +120,7 @@ class AsyncTestDatabase:
             raise QueryGuardError(
                 f"count_records({table_name!r}) got params {sorted(params)} but no where_clause "
                 "to use them in; pass a condition such as 'email = :email'")
-        async with self._statement(commit=False):
+        async with self._statement(write=False):
             await self._require_table(table_name)
             query = select(func.count()).select_from(table(name, schema=schema))
             if condition:
@@ -124,7 +130,7 @@ class AsyncTestDatabase:
     async def table_exists(self, table_name: str) -> bool:
         """Return whether the table exists (``schema.table`` allowed where schemas exist)."""
         schema, name = split_table_name(table_name)
-        async with self._statement(commit=False):
+        async with self._statement(write=False):
             connection = await self.session.connection()
             return await connection.run_sync(
                 lambda sync: inspect(sync).has_table(name, schema=schema))
@@ -199,8 +205,13 @@ class AsyncTestDatabase:
     # -- internals ----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _statement(self, *, commit: bool):
-        """Run one helper operation: note an implicit BEGIN, commit or roll it back."""
+    async def _statement(self, *, write: bool):
+        """Run one helper operation: note an implicit BEGIN, commit or roll it back.
+
+        Reads end their implicit transaction too, unless ``hold_read_transactions``:
+        an open read holds SQLite's shared lock (other connections cannot commit)
+        and PostgreSQL's table locks (their DDL or TRUNCATE would wait).
+        """
         began = not self.session.in_transaction()
         try:
             yield
@@ -212,7 +223,8 @@ class AsyncTestDatabase:
             raise
         if began:
             self._autobegun = self.session.sync_session.get_transaction()
-        if commit and self.autocommit and not self._transactions and self._owns_transaction():
+        ends = write or not self.hold_read_transactions
+        if ends and self.autocommit and not self._transactions and self._owns_transaction():
             await self.session.commit()
             self._autobegun = None
 

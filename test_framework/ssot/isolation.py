@@ -66,7 +66,8 @@ class RollbackIsolation:
         factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
                                         join_transaction_mode="create_savepoint")
         session = factory()
-        db = AsyncTestDatabase(session, delete_rows_on_cleanup=False, **helper_options)
+        db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
+                               hold_read_transactions=True, **helper_options)
         return TestSessions(session, factory, db, outer)
 
     async def end_test(self, sessions: TestSessions) -> None:

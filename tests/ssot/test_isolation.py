@@ -130,3 +130,21 @@ class TestCommitMode(unittest.TestCase):
         result = run_case(Bad)
         self.assertIn("Bad.isolation (class attribute) is 'snapshot'; use one of "
                       "['commit', 'rollback']", problems(result))
+
+
+class TestCommitModeLocks(SSotAsyncTestCase):
+    """A helper read must not leave a transaction that blocks the app's commit."""
+
+    isolation = "commit"
+
+    async def test_app_write_after_helper_read(self):
+        user = await self.db.create_test_user({"email": "a@example.com"})
+        await self.db.count_records("users")
+        await self.db.fetch_one("SELECT id FROM users")
+        self.assertFalse(self.session.in_transaction())
+        async with self.session_factory() as app:
+            await app.execute(text("UPDATE users SET is_active = false WHERE id = :id"),
+                              {"id": user.id})
+            await app.commit()
+        row = await self.db.fetch_one("SELECT is_active FROM users WHERE id = :id", {"id": user.id})
+        self.assertFalse(row.is_active)

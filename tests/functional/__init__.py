@@ -1,0 +1,1 @@
+"""Functional tests: real suites run in subprocesses, checked by exit status, counts, leftovers."""
