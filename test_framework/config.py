@@ -22,8 +22,11 @@ ENVIRONMENT_KEYS = {
     "database_url": DATABASE_URL_ENV,
     "asyncio_debug": "TEST_FRAMEWORK_ASYNCIO_DEBUG",
     "connect_timeout": "TEST_FRAMEWORK_CONNECT_TIMEOUT",
+    "lock_timeout": "TEST_FRAMEWORK_LOCK_TIMEOUT",
+    "statement_timeout": "TEST_FRAMEWORK_STATEMENT_TIMEOUT",
 }
-DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0}
+DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
+            "lock_timeout": 10.0, "statement_timeout": 60.0}
 DEFAULT_SOURCE = "default"
 
 
@@ -42,6 +45,22 @@ class ProjectSettings:
     database_url: Setting
     asyncio_debug: Setting
     connect_timeout: Setting
+    lock_timeout: Setting
+    statement_timeout: Setting
+
+    @property
+    def timeouts(self) -> "Timeouts":
+        return Timeouts(self.connect_timeout.value, self.lock_timeout.value,
+                        self.statement_timeout.value)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds, in seconds, so a test can fail but never hang."""
+
+    connect: float = DEFAULTS["connect_timeout"]
+    lock: float = DEFAULTS["lock_timeout"]
+    statement: float = DEFAULTS["statement_timeout"]
 
 
 def load_project_settings(environ: Mapping[str, str] = os.environ,
@@ -60,6 +79,8 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
         database_url=values["database_url"],
         asyncio_debug=_as_bool(values["asyncio_debug"]),
         connect_timeout=_as_seconds(values["connect_timeout"]),
+        lock_timeout=_as_seconds(values["lock_timeout"]),
+        statement_timeout=_as_seconds(values["statement_timeout"]),
     )
 
 

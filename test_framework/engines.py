@@ -20,7 +20,6 @@ from test_framework.log import get_logger
 sql_logger = get_logger("test_framework.sql")
 StatementListener = Callable[[str, object], None]
 
-
 def create_engine(backend: Backend, url: URL, *,
                   on_statement: StatementListener | None = None) -> AsyncEngine:
     """Create an engine for ``url`` with the backend's hooks and our statement listener."""
@@ -33,15 +32,20 @@ def create_engine(backend: Backend, url: URL, *,
         if on_statement is not None:
             on_statement(statement, parameters)
 
+    def handle_error(context) -> None:
+        """Add a plain note where the driver's words do not say what happened or what to do."""
+        error = context.sqlalchemy_exception
+        if error is None:
+            return
+        if context.is_disconnect:
+            error.add_note(
+                "test_framework: the database connection was lost (killed, or the server "
+                "restarted); this test's uncommitted work is gone, the next test gets a new "
+                "connection")
+        note = backend.explain_statement_error(context.original_exception)
+        if note:
+            error.add_note(note)
+
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
-    event.listen(engine.sync_engine, "handle_error", explain_disconnect)
+    event.listen(engine.sync_engine, "handle_error", handle_error)
     return engine
-
-
-def explain_disconnect(context) -> None:
-    """Say plainly that the connection was lost; the driver's words vary ("connection is closed")."""
-    if context.is_disconnect and context.sqlalchemy_exception is not None:
-        context.sqlalchemy_exception.add_note(
-            "test_framework: the database connection was lost (killed, or the server "
-            "restarted); this test's uncommitted work is gone, the next test gets a new "
-            "connection")

@@ -83,3 +83,18 @@ class TestPostgreSQLFaults(unittest.TestCase):
         result = run_case(Aborts)
         self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
+@skip_unless_backend("postgresql")
+class TestLockWait(unittest.TestCase):
+    def test_lock_wait_is_bounded_and_explained(self):
+        from tests.functional.example_runs import ROOT, run_suite
+        started = time.monotonic()
+        run = run_suite("-m", "unittest", "tests.functional.scenarios.lock_wait", cwd=ROOT,
+                        env_updates={"TEST_FRAMEWORK_LOCK_TIMEOUT": "0.5"})
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual(run.returncode, 1, run.describe())
+        self.assertIn("Ran 2 tests", run.stderr)
+        self.assertIn("FAILED (errors=1)", run.stderr)
+        self.assertIn("waited lock_timeout (0.5s)", run.stderr)
+        self.assertEqual(run.leftover_databases, [])

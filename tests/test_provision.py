@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from test_framework import provision
 from test_framework.backends import backend_for
-from test_framework.config import Setting
+from test_framework.config import Setting, Timeouts
 from test_framework.errors import DatabaseUnavailableError, UnsafeDatabaseError
 from tests.support import postgres_url_from_env, skip_unless_backend
 
@@ -89,7 +89,7 @@ async def database_exists(url) -> bool:
 @skip_unless_backend("postgresql")
 class TestUnreachableServer(unittest.TestCase):
     def provision(self, url: str) -> tuple[str, float]:
-        backend = backend_for(Setting(url, "TEST_DATABASE_URL (environment)"), connect_timeout=3)
+        backend = backend_for(Setting(url, "TEST_DATABASE_URL (environment)"), timeouts=Timeouts(connect=3))
         started = time.monotonic()
         with self.assertRaises(DatabaseUnavailableError) as caught:
             asyncio.run(asyncio.wait_for(provision.provisioned_database(backend), 10))

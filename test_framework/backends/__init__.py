@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from test_framework.backends.base import Backend
-from test_framework.config import Setting, project_settings
+from test_framework.config import Setting, Timeouts, project_settings
 from test_framework.errors import ConfigurationError
 from test_framework.log import mask_url
 
@@ -29,7 +29,7 @@ EXAMPLES = "'sqlite+aiosqlite:///app.db' or 'postgresql+asyncpg://user@localhost
 __all__ = ["Backend", "backend_for", "backend_class_for_url"]
 
 
-def backend_for(setting: Setting, *, connect_timeout: float | None = None) -> Backend:
+def backend_for(setting: Setting, *, timeouts: Timeouts | None = None) -> Backend:
     """Return the backend for a configured URL (``None`` means the SQLite default).
 
     Checks, in order: the URL parses, its backend is known, it names that
@@ -60,9 +60,9 @@ def backend_for(setting: Setting, *, connect_timeout: float | None = None) -> Ba
         raise ConfigurationError(
             f"{where}, which needs the {backend_class.driver!r} package, not installed; "
             f"run: pip install {package}")
-    if connect_timeout is None:
-        connect_timeout = project_settings().connect_timeout.value
-    return backend_class(url, source=setting.source, connect_timeout=connect_timeout)
+    if timeouts is None:
+        timeouts = project_settings().timeouts
+    return backend_class(url, source=setting.source, timeouts=timeouts)
 
 
 def backend_class_for_url(url: URL) -> type[Backend]:

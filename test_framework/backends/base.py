@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from test_framework.config import Timeouts
 from test_framework.log import mask_url
 
 
@@ -26,10 +27,14 @@ class Backend:
     supports_schemas: ClassVar[bool] = False
     max_identifier_length: ClassVar[int] = 63
 
-    def __init__(self, url: URL, *, source: str, connect_timeout: float) -> None:
+    def __init__(self, url: URL, *, source: str, timeouts: Timeouts = Timeouts()) -> None:
         self.url = url
         self.source = source
-        self.connect_timeout = connect_timeout
+        self.timeouts = timeouts
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.timeouts.connect
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {mask_url(self.url)} from {self.source}>"
@@ -73,6 +78,10 @@ class Backend:
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         """Install the event hooks this backend needs on a new engine."""
+
+    def explain_statement_error(self, exc: BaseException) -> str | None:
+        """Return a note for errors whose driver message does not say what to do."""
+        return None
 
     def explain_connect_error(self, exc: BaseException) -> str:
         """Return a hint for a failed connection, to append to the error."""

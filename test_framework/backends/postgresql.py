@@ -19,6 +19,8 @@ from sqlalchemy.pool import NullPool
 from test_framework.backends.base import Backend
 
 MAINTENANCE_DATABASE = "postgres"
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
 
 
 class PostgreSQLBackend(Backend):
@@ -38,12 +40,31 @@ class PostgreSQLBackend(Backend):
         await self._admin(f"DROP DATABASE IF EXISTS {self._quoted(url.database)} WITH (FORCE)")
 
     def engine_options(self, url: URL) -> dict[str, Any]:
-        return {"connect_args": {"timeout": self.connect_timeout}}
+        """Bound connects, lock waits and statements, so no test can hang the run."""
+        milliseconds = lambda seconds: f"{int(seconds * 1000)}ms"  # noqa: E731
+        return {"connect_args": {"timeout": self.timeouts.connect, "server_settings": {
+            "lock_timeout": milliseconds(self.timeouts.lock),
+            "statement_timeout": milliseconds(self.timeouts.statement)}}}
 
     def explain_connect_error(self, exc: BaseException) -> str:
         return ("check that PostgreSQL is running and accepts connections at that host and "
                 "port (on Debian: pg_ctlcluster --skip-systemctl-redirect <version> main "
                 "start), and that the user, password and database in the URL are right")
+
+    def explain_statement_error(self, exc: BaseException) -> str | None:
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate == LOCK_NOT_AVAILABLE:
+            return (f"test_framework: waited lock_timeout ({self.timeouts.lock:g}s) for a lock "
+                    "another session holds: often a second session of the same test that has "
+                    "not committed (in rollback mode all sessions share one transaction, so "
+                    "this cannot happen there). Find it with SELECT pid, state, query FROM "
+                    "pg_stat_activity WHERE datname = current_database(); raise the bound "
+                    "with TEST_FRAMEWORK_LOCK_TIMEOUT")
+        if sqlstate == QUERY_CANCELED:
+            return (f"test_framework: the statement ran longer than statement_timeout "
+                    f"({self.timeouts.statement:g}s) and was cancelled; raise the bound with "
+                    "TEST_FRAMEWORK_STATEMENT_TIMEOUT if it is expected to be slow")
+        return None
 
     def _quoted(self, name: str) -> str:
         from sqlalchemy.dialects.postgresql import dialect

@@ -68,7 +68,8 @@ class SQLiteBackend(Backend):
             folder.rmdir()
 
     def engine_options(self, url: URL) -> dict[str, Any]:
-        return {"connect_args": {"timeout": self.connect_timeout}}
+        """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout."""
+        return {"connect_args": {"timeout": self.timeouts.lock}}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         event.listen(engine.sync_engine, "connect", _on_connect)

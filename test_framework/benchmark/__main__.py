@@ -11,7 +11,7 @@ import time
 
 from . import report
 from .bench import Benchmark, Options
-from .harness import Progress
+from .harness import Interrupted, Progress
 from .scenarios import SCENARIOS
 
 QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0)
@@ -70,7 +70,11 @@ def main(argv=None):
     opts = options_from(args)
     progress = Progress()
     started = time.time()
-    rows, memory = Benchmark(selected, opts, progress).run()
+    try:
+        rows, memory = Benchmark(selected, opts, progress).run()
+    except (Interrupted, KeyboardInterrupt):
+        progress("interrupted; databases cleaned up, no results written")
+        return 130
     doc = report.build(rows, memory, opts, {
         "quick": args.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z",
                                                       time.localtime(started)),

@@ -97,6 +97,8 @@ class Benchmark:
         try:
             small = self._run(row, n_small, f"repeat {repeat}/{self.options.repeats}")
             large = self._run(row, n_large, f"repeat {repeat}/{self.options.repeats}")
+        except harness.Interrupted:
+            raise
         except harness.RowFailed as exc:
             self.progress(f"  FAILED {row.scenario.key}: {exc}")
             row.fail(str(exc))
@@ -166,6 +168,8 @@ class Benchmark:
                 continue
             try:
                 run = self._run(row, self.options.memory_tests, "memory")
+            except harness.Interrupted:
+                raise
             except harness.RowFailed as exc:
                 entry.update(status="failed", error=str(exc))
                 continue

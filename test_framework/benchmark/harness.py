@@ -34,6 +34,10 @@ class RowFailed(Exception):
         self.databases = list(databases)
 
 
+class Interrupted(RowFailed):
+    """Ctrl-C during a child run: the child was killed; stop the benchmark."""
+
+
 @dataclass
 class ChildRun:
     """The child's own report of one suite run."""
@@ -59,6 +63,8 @@ def run_child(cmd, env, cwd, timeout, expected_tests):
             proc = _run_with_timeout(cmd, env, cwd, timeout)
         except subprocess.TimeoutExpired:
             raise RowFailed(f"timed out after {timeout:.0f}s", _read_lines(db_log.name))
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted", _read_lines(db_log.name)) from None
         report = _parse_report(proc.stdout)
         if report is None:
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
@@ -71,12 +77,16 @@ def run_child(cmd, env, cwd, timeout, expected_tests):
 
 
 def _run_with_timeout(cmd, env, cwd, timeout):
-    """subprocess.run, but kill the child's whole process group on timeout."""
+    """subprocess.run, but kill the child's whole process group on timeout.
+
+    The child gets its own session so a terminal's Ctrl-C reaches only the
+    parent, which then kills the child's group itself: nothing is orphaned.
+    """
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException:  # timeout or Ctrl-C
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise

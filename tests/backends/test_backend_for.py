@@ -5,19 +5,19 @@ import unittest
 from unittest import mock
 
 from test_framework.backends import backend_for
-from test_framework.config import Setting
+from test_framework.config import Setting, Timeouts
 from test_framework.errors import ConfigurationError
 
 ENV = "TEST_DATABASE_URL (environment)"
 
 
 def check(url: str, source: str = ENV):
-    return backend_for(Setting(url, source), connect_timeout=3)
+    return backend_for(Setting(url, source), timeouts=Timeouts(connect=3))
 
 
 class TestBackendFor(unittest.TestCase):
     def test_default_is_sqlite_aiosqlite(self):
-        backend = backend_for(Setting(None, "default"), connect_timeout=3)
+        backend = backend_for(Setting(None, "default"), timeouts=Timeouts(connect=3))
         self.assertEqual((backend.name, backend.url.get_driver_name()), ("sqlite", "aiosqlite"))
 
     def test_async_urls_accepted(self):

@@ -63,13 +63,13 @@ def run_python(*args: str, env_updates: dict[str, str] | None = None
 
 
 def run_suite(*args: str, env_updates: dict[str, str] | None = None,
-              env_removals: tuple[str, ...] = ()) -> SuiteRun:
-    """Run ``python <args>`` from ``examples/`` and record its output and leftovers."""
+              env_removals: tuple[str, ...] = (), cwd: Path = EXAMPLES) -> SuiteRun:
+    """Run ``python <args>`` from ``cwd`` (default ``examples/``); record output and leftovers."""
     url = database_url()
     databases_before = server_test_databases(url)
     with tempfile.TemporaryDirectory(prefix="example_run_") as tmp:
         env = child_environment(tmp, env_updates or {}, env_removals)
-        pid, returncode, stdout, stderr = _run_with_timeout([sys.executable, *args], env)
+        pid, returncode, stdout, stderr = _run_with_timeout([sys.executable, *args], env, cwd)
         leftover_files = sorted(os.listdir(tmp))
     new_databases = server_test_databases(url) - databases_before
     return SuiteRun(list(args), pid, returncode, stdout, stderr, leftover_files,
@@ -86,13 +86,14 @@ def child_environment(tmp: str, updates: dict[str, str],
     return env
 
 
-def _run_with_timeout(command: list[str], env: dict[str, str]) -> tuple[int, int, str, str]:
+def _run_with_timeout(command: list[str], env: dict[str, str],
+                      cwd: Path) -> tuple[int, int, str, str]:
     """Like ``subprocess.run(timeout=...)``, but also return the child's pid.
 
     On timeout the child gets SIGINT first, so its exit hooks can still drop
     its test database.
     """
-    with subprocess.Popen(command, cwd=EXAMPLES, env=env, stdout=subprocess.PIPE,
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:
         try:
             stdout, stderr = process.communicate(timeout=TIMEOUT)
