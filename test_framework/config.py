@@ -24,9 +24,10 @@ ENVIRONMENT_KEYS = {
     "connect_timeout": "TEST_FRAMEWORK_CONNECT_TIMEOUT",
     "lock_timeout": "TEST_FRAMEWORK_LOCK_TIMEOUT",
     "statement_timeout": "TEST_FRAMEWORK_STATEMENT_TIMEOUT",
+    "leftover_rows": "TEST_FRAMEWORK_LEFTOVER_ROWS",
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
-            "lock_timeout": 10.0, "statement_timeout": 60.0}
+            "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn"}
 DEFAULT_SOURCE = "default"
 
 
@@ -47,6 +48,7 @@ class ProjectSettings:
     connect_timeout: Setting
     lock_timeout: Setting
     statement_timeout: Setting
+    leftover_rows: Setting
 
     @property
     def timeouts(self) -> "Timeouts":
@@ -81,6 +83,7 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
         connect_timeout=_as_seconds(values["connect_timeout"]),
         lock_timeout=_as_seconds(values["lock_timeout"]),
         statement_timeout=_as_seconds(values["statement_timeout"]),
+        leftover_rows=values["leftover_rows"],
     )
 
 

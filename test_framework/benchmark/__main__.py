@@ -34,6 +34,9 @@ def parse_args(argv):
                         help="suite sizes the slope is taken between (default 100 1100)")
     parser.add_argument("--memory-tests", type=int, metavar="N",
                         help="tests in the memory probe run, 0 to skip (default 10000)")
+    parser.add_argument("--pg", default="postgres@127.0.0.1:5432", metavar="USER@HOST:PORT",
+                        help="PostgreSQL server for the database rows, trust auth "
+                             "(default: %(default)s)")
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
     return parser.parse_args(argv)
 
@@ -49,6 +52,10 @@ def options_from(args):
         opts.memory_tests = args.memory_tests
     if opts.sizes[1] <= opts.sizes[0] or opts.sizes[0] < 1:
         sys.exit("--sizes: LARGE must be greater than SMALL, both positive")
+    match = re.fullmatch(r"([^@]+)@([^:]+):(\d+)", args.pg)
+    if not match:
+        sys.exit(f"--pg {args.pg!r}: expected USER@HOST:PORT")
+    opts.pg_user, opts.pg_host, opts.pg_port = match[1], match[2], int(match[3])
     return opts
 
 

@@ -3,7 +3,10 @@
 Both are built from one dict (``build``) so the table and the file can never
 disagree.  Times are per test in milliseconds; ``x ref`` divides a row's
 median by the median of the reference row ("ours, rollback, PostgreSQL"),
-so numbers from different machines compare through the ratio.
+so numbers from different machines compare through the ratio.  ``fixed``
+is the per-run overhead left after the slope (throwaway database, schema,
+first connection); ``conn/1k tests`` is the slope of client-side connection
+counts (see ``child.ConnectionCounter``) scaled to 1,000 tests.
 """
 import json
 import platform

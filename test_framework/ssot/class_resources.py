@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from test_framework.backends import backend_for
-from test_framework.config import database_url_for
+from test_framework.config import database_url_for, project_settings
 from test_framework.engines import create_engine
 from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import get_logger
@@ -55,7 +55,10 @@ class ClassResources:
                 f"cannot connect to the test database {self.database.masked_url} (from "
                 f"{self.url_setting.source}): {exc}; "
                 f"{self.backend.explain_connect_error(exc)}") from exc
-        self.isolation = self.isolation_class(self.engine)
+        self.isolation = self.isolation_class(
+            self.engine, metadata=self.metadata,
+            leftover_rows=getattr(self.test_class, "leftover_rows", None)
+            or project_settings().leftover_rows.value)
 
     async def aclose(self) -> None:
         """Release the class's connection and dispose of its engine."""

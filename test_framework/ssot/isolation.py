@@ -12,13 +12,18 @@ connections see the rows. ``AsyncTestDatabase`` deletes what it created.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+
+from sqlalchemy import MetaData
 
 from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
                                     AsyncTransaction, async_sessionmaker)
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
+from test_framework.log import current_test_id
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
+from test_framework.ssot.leftovers import LeftoverRowDetector
 
 
 class RecordingSessionmaker(async_sessionmaker):
@@ -55,7 +60,7 @@ class RollbackIsolation:
 
     name = "rollback"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, **_options) -> None:
         self.engine = engine
         self._connection: AsyncConnection | None = None
 
@@ -105,20 +110,30 @@ class CommitIsolation:
 
     name = "commit"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, metadata: MetaData | None = None,
+                 leftover_rows: str = "warn") -> None:
         self.engine = engine
+        self.leftovers = LeftoverRowDetector(engine, metadata, leftover_rows)
 
     async def begin_test(self, **helper_options) -> TestSessions:
+        await self.leftovers.start()
         factory = RecordingSessionmaker(bind=self.engine, expire_on_commit=False)
         session = factory()
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
     async def end_test(self, sessions: TestSessions) -> None:
-        """Delete the rows the test made (and commit), then close its sessions."""
+        """Delete the rows the test made (and commit), close its sessions, look for leftovers."""
         try:
             await sessions.db.cleanup()
         finally:
             await sessions.session_factory.close_all()
+        test_id = current_test_id.get()
+        checked_out = getattr(self.engine.sync_engine.pool, "checkedout", lambda: 0)()
+        if checked_out:
+            warnings.warn(f"{test_id} left {checked_out} connection(s) checked out of the "
+                          "engine; close what you open (async with engine.connect() ...)",
+                          ResourceWarning, stacklevel=2)
+        await self.leftovers.check(test_id)
 
     async def close(self) -> None:
         """Nothing held between tests; the engine's disposal closes the pool."""
