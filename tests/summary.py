@@ -1,7 +1,9 @@
 """Sum up unittest logs, one per backend, into one line: ``N passed, F failed, S skipped``.
 
 ``scripts/test`` runs the suite once per backend; CI reads this line. The
-exit status is non-zero when any run failed, errored or did not finish.
+exit status is non-zero when any run failed, errored or did not finish, or
+its output shows a leak (a ResourceWarning, an unawaited coroutine, a closed
+or foreign event loop): each such line counts as a failure.
 """
 
 import re
@@ -9,6 +11,9 @@ import sys
 from pathlib import Path
 
 RAN = re.compile(r"^Ran (\d+) tests? in", re.MULTILINE)
+# Signs of leaks that never fail a test by themselves; any of them fails the run.
+LEAK_SIGNS = ("ResourceWarning", "was never awaited", "Event loop is closed",
+              "attached to a different loop", "Exception ignored in")
 OUTCOME = re.compile(r"^(OK|FAILED)(?: \((.*)\))?$", re.MULTILINE)
 
 
@@ -29,10 +34,15 @@ def main(paths: list[str]) -> int:
     total = {"passed": 0, "failed": 0, "skipped": 0}
     unfinished = []
     for path in paths:
-        counts = summarize(Path(path).read_text(errors="replace"))
+        log = Path(path).read_text(errors="replace")
+        counts = summarize(log)
         if counts is None:
             unfinished.append(Path(path).stem)
             continue
+        leaks = [line for line in log.splitlines() if any(sign in line for sign in LEAK_SIGNS)]
+        for line in leaks:
+            print(f"{Path(path).stem}: leak: {line.strip()}")
+        counts["failed"] += len(leaks)
         print(f"{Path(path).stem}: {counts['passed']} passed, {counts['failed']} failed, "
               f"{counts['skipped']} skipped")
         total = {key: total[key] + counts[key] for key in total}

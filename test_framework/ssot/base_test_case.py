@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 import time
 import unittest
 from typing import Any, Awaitable, Callable, Iterator, Mapping
@@ -57,6 +58,11 @@ class SSotBaseTestCase(unittest.TestCase):
         token = current_test_id.set(self.id())
         try:
             return super().run(result)
+        except KeyboardInterrupt:
+            # Ctrl-C skips the suite's class teardown: release the loop, engine and
+            # connection now, so exit drops the database without a warning storm.
+            type(self).doClassCleanups()
+            raise
         finally:
             current_test_id.reset(token)
             self._ssot_after_run()
@@ -67,7 +73,7 @@ class SSotBaseTestCase(unittest.TestCase):
     def _ssot_after_run(self) -> None:
         """Cancel tasks the test left on the class loop (the async class does it itself)."""
         runner = type(self).__dict__.get(RUNNER_ATTRIBUTE)
-        if runner is not None:
+        if runner is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             cancel_leftover_tasks(runner, self.id())
 
     def setUp(self) -> None:

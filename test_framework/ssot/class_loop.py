@@ -16,6 +16,7 @@ CPython private names are used in this module only: ``_setupAsyncioRunner``,
 from __future__ import annotations
 
 import asyncio
+import sys
 import warnings
 
 from test_framework.config import project_settings
@@ -111,4 +112,5 @@ class ClassLoopHooks:
 
     def _tearDownAsyncioRunner(self) -> None:
         runner, self._asyncioRunner = self._asyncioRunner, None
-        cancel_leftover_tasks(runner, self.id())
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):  # Ctrl-C: the class closes
+            cancel_leftover_tasks(runner, self.id())

@@ -1,0 +1,54 @@
+"""Passwords never leak into output; Ctrl-C drops databases without a traceback storm."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from tests.functional.example_runs import ROOT, child_environment, run_suite, server_test_databases
+from tests.support import backend_name
+
+
+class TestPasswordsNeverShown(unittest.TestCase):
+    @unittest.skipUnless(backend_name() == "postgresql", "needs a server that checks passwords")
+    def test_password_absent_from_every_line_at_debug(self):
+        url = os.environ["TEST_DATABASE_URL"].replace("postgres@", "postgres:pw-s3cr3t-value@")
+        output = ""
+        for case in ("UsesPassword", "BadPasswordServer"):  # each stops its own run
+            run = run_suite("-m", "unittest", "-v",
+                            f"tests.functional.scenarios.with_password.{case}",
+                            cwd=ROOT, env_updates={"TEST_DATABASE_URL": url,
+                                                   "TEST_FRAMEWORK_LOG_LEVEL": "DEBUG"})
+            self.assertEqual(run.leftover_databases, [])
+            output += run.stdout + run.stderr
+        self.assertIn("test_context_and_work", output)
+        self.assertIn("INSERT INTO users", output, "SQL was logged")
+        self.assertIn("postgres:***@", output, "the masked URL is shown")
+        self.assertNotIn("pw-s3cr3t-value", output)
+        self.assertNotIn("hunter2-unreachable", output)
+
+
+class TestInterrupt(unittest.TestCase):
+    def test_ctrl_c_drops_the_database_and_prints_one_traceback_at_most(self):
+        before = server_test_databases(os.environ.get("TEST_DATABASE_URL") or None)
+        env = child_environment(os.environ.get("TMPDIR", "/tmp"), {}, ())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "unittest", "tests.functional.scenarios.interrupted"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = process.stdout.readline()
+            self.assertTrue(line.startswith("READY"), line)
+            database = line.split()[1]
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        self.assertNotEqual(process.returncode, 0)
+        self.assertLessEqual(stderr.count("Traceback"), 1, stderr)
+        after = server_test_databases(os.environ.get("TEST_DATABASE_URL") or None)
+        self.assertEqual(after - before, set(), "databases dropped after Ctrl-C")
+        if backend_name() == "sqlite":
+            self.assertFalse(os.path.exists(database.split("///", 1)[1]), database)
