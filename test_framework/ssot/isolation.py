@@ -16,31 +16,13 @@ import warnings
 from dataclasses import dataclass
 
 from sqlalchemy import MetaData
-
-from sqlalchemy.ext.asyncio import (AsyncConnection, AsyncEngine, AsyncSession,
-                                    AsyncTransaction, async_sessionmaker)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, AsyncTransaction
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 from test_framework.log import current_test_id
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
-
-
-class RecordingSessionmaker(async_sessionmaker):
-    """An ``async_sessionmaker`` that remembers its sessions so teardown can close them."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.sessions: list[AsyncSession] = []
-
-    def __call__(self, **local_kw) -> AsyncSession:
-        session = super().__call__(**local_kw)
-        self.sessions.append(session)
-        return session
-
-    async def close_all(self) -> None:
-        while self.sessions:
-            await self.sessions.pop().close()
+from test_framework.ssot.sessions import RecordingSessionmaker
 
 
 @dataclass
@@ -69,7 +51,8 @@ class RollbackIsolation:
             self._connection = await self.engine.connect()
         outer = await self._connection.begin()
         factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
-                                        join_transaction_mode="create_savepoint")
+                                        join_transaction_mode="create_savepoint",
+                                        one_task_at_a_time=True)
         session = factory()
         db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
                                hold_read_transactions=True, **helper_options)
