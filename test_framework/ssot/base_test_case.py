@@ -21,7 +21,8 @@ from sqlalchemy import MetaData
 from test_framework import sample_schema
 from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
-from test_framework.ssot.class_loop import RUNNER_ATTRIBUTE, cancel_leftover_tasks, class_runner
+from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_tasks,
+                                           cancel_other_tasks, class_runner)
 from test_framework.ssot.class_resources import class_resources
 from test_framework.ssot.environment import EnvironmentChanges
 from test_framework.ssot.metrics import TestMetrics
@@ -125,6 +126,7 @@ class SSotBaseTestCase(unittest.TestCase):
         sessions, self._ssot_sessions = getattr(self, "_ssot_sessions", None), None
         if sessions is None:
             return
+        await cancel_other_tasks(self.id())
         self._ssot_resources.current_metrics = None
         await self._ssot_resources.isolation.end_test(sessions)
 

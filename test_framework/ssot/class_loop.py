@@ -85,21 +85,28 @@ def close_class_runner(test_class: type) -> None:
 
 
 def cancel_leftover_tasks(runner: ClassRunner, test_id: str) -> None:
-    """Cancel tasks a test left running, so they cannot leak into the next test."""
-    loop = runner.get_loop()
-    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    """Cancel tasks still on the class loop after a test (e.g. made by its cleanups)."""
+    if any(not task.done() for task in asyncio.all_tasks(runner.get_loop())):
+        runner.run(cancel_other_tasks(test_id))
+
+
+async def cancel_other_tasks(test_id: str) -> None:
+    """Cancel tasks a test left running before teardown touches the connection they use.
+
+    A task still running application code would otherwise race the
+    teardown's ROLLBACK on the same connection ("another operation is in
+    progress").
+    """
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
     if not leftovers:
         return
     warnings.warn(f"{test_id} left {len(leftovers)} task(s) running: "
                   f"{[task.get_coro() for task in leftovers]!r}; they were cancelled",
                   ResourceWarning, stacklevel=2)
-
-    async def cancel_all() -> None:
-        for task in leftovers:
-            task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
-
-    runner.run(cancel_all())
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
 
 
 class ClassLoopHooks:

@@ -12,6 +12,7 @@ connections see the rows. ``AsyncTestDatabase`` deletes what it created.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -70,7 +71,7 @@ class RollbackIsolation:
             await sessions.session_factory.close_all()
             await sessions.db.cleanup()
         except Exception as exc:
-            await self._discard_connection()
+            await self._discard_connection(broken=True)
             raise DatabaseUnavailableError(
                 f"the test's database connection was lost or broken ({type(exc).__name__}: "
                 f"{exc}); its work was not committed, and the next test gets a new "
@@ -79,13 +80,19 @@ class RollbackIsolation:
     async def close(self) -> None:
         await self._discard_connection()
 
-    async def _discard_connection(self) -> None:
+    async def _discard_connection(self, *, broken: bool = False) -> None:
+        """Return the connection to the pool, or, if broken, close it for good."""
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        if not broken:
             try:
                 await connection.close()
+                return
             except Exception:
-                await connection.invalidate()
+                pass
+        with contextlib.suppress(Exception):
+            await connection.invalidate()
 
 
 class CommitIsolation:

@@ -1,12 +1,14 @@
 """Concurrent tasks: a clear error on the shared rollback connection, fine in commit mode."""
 
 import asyncio
+import unittest
+import warnings
 
 from sqlalchemy import text
 
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.sessions import ConcurrentSessionsError
-from tests.support import timeout
+from tests.support import problems, run_case, timeout
 
 
 async def two_writers(session_factory):
@@ -17,7 +19,10 @@ async def two_writers(session_factory):
                                       {"e": f"{name}-{n}@x.test"})
                 await asyncio.sleep(0)
             await session.commit()
-    await asyncio.gather(write("a"), write("b"))
+    outcomes = await asyncio.gather(write("a"), write("b"), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class TestRollbackModeTwoTasks(SSotAsyncTestCase):
@@ -48,3 +53,25 @@ class TestCommitModeTwoTasks(SSotAsyncTestCase):
             self.assertEqual(await self.db.count_records("users"), 6)
         finally:
             await self.db.execute_query("DELETE FROM users")
+
+
+class TestLeftoverTaskBeforeTeardown(unittest.TestCase):
+    def test_task_still_using_the_connection_is_cancelled_before_rollback(self):
+        class LeavesBusyTask(SSotAsyncTestCase):
+            async def test_1_leaves(self):
+                async def busy():
+                    async with self.session_factory() as session:
+                        while True:
+                            await session.execute(text("SELECT 1"))
+                asyncio.get_running_loop().create_task(busy())
+                await asyncio.sleep(0.05)
+
+            async def test_2_next(self):
+                self.assertEqual(await self.db.count_records("users"), 0)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(LeavesBusyTask)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertTrue(any("test_1_leaves left 1 task(s) running" in str(w.message)
+                            for w in caught))
