@@ -1,5 +1,6 @@
 """Faults: each has a named outcome, a bound on time, and leaves the next test unaffected."""
 
+import asyncio
 import time
 import unittest
 
@@ -59,6 +60,27 @@ class TestPostgreSQLFaults(unittest.TestCase):
         self.assertEqual([test.id().rsplit(".", 1)[-1] for test, _ in result.errors],
                          ["test_1_killed"], problems(result))
         self.assertRegex(problems(result), "connection was lost|connection was closed")
+
+    def test_connections_closed_by_the_server_between_tests_are_replaced(self):
+        """What a server restart looks like to the client: every connection dropped."""
+        class Restarted(SSotAsyncTestCase):
+            async def test_1_then_server_drops_us(self):
+                await self.db.create_test_user({"email": "before@x.test"})
+                self.add_cleanup(self.drop_all_connections)
+
+            async def drop_all_connections(self):
+                async with separate_connection(self.engine.url) as admin:
+                    await admin.execute(text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+                await asyncio.sleep(0.1)
+
+            @timeout(20)
+            async def test_2_recovers(self):
+                self.assertEqual(await self.db.count_records("users"), 0)
+
+        result = run_case(Restarted)
+        self.assertTrue(result.wasSuccessful(), problems(result))
 
     def test_statement_error_aborting_the_transaction_is_seen_and_cleaned(self):
         seen = {}

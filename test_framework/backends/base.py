@@ -79,6 +79,10 @@ class Backend:
     def prepare_engine(self, engine: AsyncEngine) -> None:
         """Install the event hooks this backend needs on a new engine."""
 
+    def connection_is_closed(self, driver_connection: Any) -> bool:
+        """Return True if the driver already knows the connection is gone (no round trip)."""
+        return False
+
     def explain_statement_error(self, exc: BaseException) -> str | None:
         """Return a note for errors whose driver message does not say what to do."""
         return None

@@ -51,6 +51,10 @@ class PostgreSQLBackend(Backend):
                 "port (on Debian: pg_ctlcluster --skip-systemctl-redirect <version> main "
                 "start), and that the user, password and database in the URL are right")
 
+    def connection_is_closed(self, driver_connection: Any) -> bool:
+        """asyncpg notices a server-side close (restart, termination) between tests."""
+        return driver_connection.is_closed()
+
     def explain_statement_error(self, exc: BaseException) -> str | None:
         sqlstate = getattr(exc, "sqlstate", None)
         if sqlstate == LOCK_NOT_AVAILABLE:

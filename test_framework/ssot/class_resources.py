@@ -56,7 +56,7 @@ class ClassResources:
                 f"{self.url_setting.source}): {exc}; "
                 f"{self.backend.explain_connect_error(exc)}") from exc
         self.isolation = self.isolation_class(
-            self.engine, metadata=self.metadata,
+            self.engine, backend=self.backend, metadata=self.metadata,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
             or project_settings().leftover_rows.value)
 

@@ -43,12 +43,14 @@ class RollbackIsolation:
 
     name = "rollback"
 
-    def __init__(self, engine: AsyncEngine, **_options) -> None:
+    def __init__(self, engine: AsyncEngine, *, backend=None, **_options) -> None:
         self.engine = engine
+        self.backend = backend
         self._connection: AsyncConnection | None = None
 
     async def begin_test(self, **helper_options) -> TestSessions:
-        if self._connection is None or self._connection.closed or self._connection.invalidated:
+        if not self._connection_usable():
+            await self._discard_connection(broken=True)
             self._connection = await self.engine.connect()
         outer = await self._connection.begin()
         factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
@@ -80,6 +82,14 @@ class RollbackIsolation:
     async def close(self) -> None:
         await self._discard_connection()
 
+    def _connection_usable(self) -> bool:
+        """Cheap local checks: a connection the server closed (restart, kill) is replaced."""
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated:
+            return False
+        driver = connection.sync_connection.connection.driver_connection
+        return self.backend is None or not self.backend.connection_is_closed(driver)
+
     async def _discard_connection(self, *, broken: bool = False) -> None:
         """Return the connection to the pool, or, if broken, close it for good."""
         connection, self._connection = self._connection, None
@@ -101,7 +111,7 @@ class CommitIsolation:
     name = "commit"
 
     def __init__(self, engine: AsyncEngine, *, metadata: MetaData | None = None,
-                 leftover_rows: str = "warn") -> None:
+                 leftover_rows: str = "warn", **_options) -> None:
         self.engine = engine
         self.leftovers = LeftoverRowDetector(engine, metadata, leftover_rows)
 
