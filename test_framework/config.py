@@ -25,9 +25,11 @@ ENVIRONMENT_KEYS = {
     "lock_timeout": "TEST_FRAMEWORK_LOCK_TIMEOUT",
     "statement_timeout": "TEST_FRAMEWORK_STATEMENT_TIMEOUT",
     "leftover_rows": "TEST_FRAMEWORK_LEFTOVER_ROWS",
+    "keep_database": "TEST_FRAMEWORK_KEEP_DATABASE",
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
-            "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn"}
+            "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn",
+            "keep_database": False}
 DEFAULT_SOURCE = "default"
 
 
@@ -49,6 +51,7 @@ class ProjectSettings:
     lock_timeout: Setting
     statement_timeout: Setting
     leftover_rows: Setting
+    keep_database: Setting
 
     @property
     def timeouts(self) -> "Timeouts":
@@ -84,6 +87,7 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
         lock_timeout=_as_seconds(values["lock_timeout"]),
         statement_timeout=_as_seconds(values["statement_timeout"]),
         leftover_rows=values["leftover_rows"],
+        keep_database=_as_bool(values["keep_database"]),
     )
 
 

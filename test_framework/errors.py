@@ -30,3 +30,7 @@ class QueryGuardError(TestFrameworkError, ValueError):
 
 class CleanupError(TestFrameworkError):
     """Removing the rows a test created failed; the database may hold leftovers."""
+
+
+class SchemaBuildError(TestFrameworkError):
+    """Building the schema (metadata, SQL file or migrations) into a template failed."""

@@ -20,10 +20,13 @@ from tests.support import postgres_url_from_env, skip_unless_backend
 ROOT = Path(__file__).resolve().parents[1]
 PROVISION_AND_EXIT = textwrap.dedent("""
     import asyncio, json, sys
+    from test_framework import sample_schema
     from test_framework.backends import backend_for
     from test_framework.config import project_settings
     from test_framework.provision import provisioned_database
-    database = asyncio.run(provisioned_database(backend_for(project_settings().database_url)))
+    from test_framework.provision.schema import MetadataSchema
+    backend = backend_for(project_settings().database_url)
+    database = asyncio.run(provisioned_database(backend, MetadataSchema(sample_schema.metadata)))
     print(json.dumps(database.url.render_as_string(hide_password=False)), flush=True)
     sys.exit(int(sys.argv[1]))
 """)
@@ -58,10 +61,10 @@ class TestSafetyGuard(unittest.TestCase):
 
     def test_test_database_names_fit_and_differ(self):
         backend = backend_for(Setting("postgresql+asyncpg://u@h/" + "a" * 80, "test"))
-        first, second = backend.test_database_name("a" * 80), backend.test_database_name("a" * 80)
-        self.assertTrue(first.startswith("test_aaa"))
-        self.assertLessEqual(len(first), 63)
-        self.assertNotEqual(first, second)
+        name = backend.test_database_name("p123", "abcdef")
+        self.assertTrue(name.startswith("test_aaa"), name)
+        self.assertTrue(name.endswith("_p123_abcdef"), name)
+        self.assertEqual(len(name), 63)
 
 
 class TestLifetime(unittest.TestCase):
@@ -92,7 +95,7 @@ class TestUnreachableServer(unittest.TestCase):
         backend = backend_for(Setting(url, "TEST_DATABASE_URL (environment)"), timeouts=Timeouts(connect=3))
         started = time.monotonic()
         with self.assertRaises(DatabaseUnavailableError) as caught:
-            asyncio.run(asyncio.wait_for(provision.provisioned_database(backend), 10))
+            asyncio.run(asyncio.wait_for(provision.provisioned_database(backend, None), 10))
         return str(caught.exception), time.monotonic() - started
 
     def test_refused_port_fails_fast_with_masked_url_and_fix(self):

@@ -1,26 +1,33 @@
 """PostgreSQL through asyncpg: the real server serious suites run against.
 
-Databases are created and dropped over a short-lived AUTOCOMMIT connection to
-the server's maintenance database (``postgres``), because ``CREATE DATABASE``
-cannot run inside a transaction. Names are quoted by the dialect's identifier
-preparer, never formatted into SQL by hand.
+Databases are created, cloned and dropped over short-lived AUTOCOMMIT
+connections to the server's maintenance database (``postgres``), because
+``CREATE DATABASE`` cannot run inside a transaction. Names are quoted by the
+dialect's identifier preparer and labels rendered as literals by SQLAlchemy,
+never formatted into SQL by hand. Cross-process locks are advisory locks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from typing import Any, AsyncIterator
 
-from sqlalchemy import text
+from sqlalchemy import String, Table, literal, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from test_framework.backends.base import Backend
+from test_framework.backends.base import Backend, DatabaseRecord
 
 MAINTENANCE_DATABASE = "postgres"
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
+DIALECT = postgresql.dialect()
+LIST_TEST_DATABASES = text(
+    "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+    "WHERE left(datname, 5) = 'test_' ORDER BY datname")
 
 
 class PostgreSQLBackend(Backend):
@@ -29,15 +36,63 @@ class PostgreSQLBackend(Backend):
     extra = "postgres"
     supports_schemas = True
 
-    def test_database_url(self) -> URL:
-        return self.url.set(database=self.test_database_name(self.url.database))
+    def database_url(self, name: str, *, kept: bool = False) -> URL:
+        return self.url.set(database=name)
 
-    async def create_database(self, url: URL) -> None:
-        await self._admin(f"CREATE DATABASE {self._quoted(url.database)}")
+    async def create_database(self, url: URL, *, template: URL | None = None,
+                              label: str | None = None) -> None:
+        statement = f"CREATE DATABASE {_quoted(url.database)}"
+        if template is not None:
+            statement += f" TEMPLATE {_quoted(template.database)}"
+        async with self._admin() as admin:
+            await admin.execute(text(statement))
+            if label is not None:
+                await admin.execute(text(
+                    f"COMMENT ON DATABASE {_quoted(url.database)} IS {_literal(label)}"))
 
     async def drop_database(self, url: URL) -> None:
-        """Drop the database, ending other sessions first (PostgreSQL 13+)."""
-        await self._admin(f"DROP DATABASE IF EXISTS {self._quoted(url.database)} WITH (FORCE)")
+        """Drop the database, ending its other sessions first (PostgreSQL 13+)."""
+        async with self._admin() as admin:
+            await admin.execute(text(
+                f"DROP DATABASE IF EXISTS {_quoted(url.database)} WITH (FORCE)"))
+
+    async def rename_database(self, url: URL, name: str) -> URL:
+        async with self._admin() as admin:
+            await admin.execute(text(
+                f"ALTER DATABASE {_quoted(url.database)} RENAME TO {_quoted(name)}"))
+        return url.set(database=name)
+
+    async def database_exists(self, url: URL) -> bool:
+        async with self._admin() as admin:
+            found = await admin.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                        {"n": url.database})
+            return found.first() is not None
+
+    async def list_databases(self) -> list[DatabaseRecord]:
+        async with self._admin() as admin:
+            rows = (await admin.execute(LIST_TEST_DATABASES)).all()
+        return [DatabaseRecord(name, self.database_url(name), label) for name, label in rows]
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Hold an advisory lock for ``key``; it ends with the connection, even on a crash."""
+        async with self._admin(timeout=self.timeouts.statement) as admin:
+            await admin.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+            try:
+                yield
+            finally:
+                await admin.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+
+    async def empty_tables(self, connection: AsyncConnection, tables: list[Table]) -> None:
+        """One TRUNCATE for all tables, restarting sequences, as if freshly created."""
+        if tables:
+            names = ", ".join(DIALECT.identifier_preparer.format_table(t) for t in tables)
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+    async def execute_script(self, connection: AsyncConnection, script: str) -> None:
+        """asyncpg runs a multi-statement script through the simple query protocol."""
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.execute(script)
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         """Bound connects, lock waits and statements, so no test can hang the run."""
@@ -46,14 +101,14 @@ class PostgreSQLBackend(Backend):
             "lock_timeout": milliseconds(self.timeouts.lock),
             "statement_timeout": milliseconds(self.timeouts.statement)}}}
 
+    def connection_is_closed(self, driver_connection: Any) -> bool:
+        """asyncpg notices a server-side close (restart, termination) between tests."""
+        return driver_connection.is_closed()
+
     def explain_connect_error(self, exc: BaseException) -> str:
         return ("check that PostgreSQL is running and accepts connections at that host and "
                 "port (on Debian: pg_ctlcluster --skip-systemctl-redirect <version> main "
                 "start), and that the user, password and database in the URL are right")
-
-    def connection_is_closed(self, driver_connection: Any) -> bool:
-        """asyncpg notices a server-side close (restart, termination) between tests."""
-        return driver_connection.is_closed()
 
     def explain_statement_error(self, exc: BaseException) -> str | None:
         sqlstate = getattr(exc, "sqlstate", None)
@@ -70,18 +125,24 @@ class PostgreSQLBackend(Backend):
                     "TEST_FRAMEWORK_STATEMENT_TIMEOUT if it is expected to be slow")
         return None
 
-    def _quoted(self, name: str) -> str:
-        from sqlalchemy.dialects.postgresql import dialect
-        return dialect().identifier_preparer.quote_identifier(name)
-
-    async def _admin(self, statement: str) -> None:
-        """Run one statement on an AUTOCOMMIT connection to the maintenance database."""
+    @contextlib.asynccontextmanager
+    async def _admin(self, *, timeout: float = 30) -> AsyncIterator[AsyncConnection]:
+        """An AUTOCOMMIT connection to the maintenance database, bounded in time."""
         engine = create_async_engine(
             self.url.set(database=MAINTENANCE_DATABASE), poolclass=NullPool,
             isolation_level="AUTOCOMMIT", **self.engine_options(self.url))
         try:
-            async with asyncio.timeout(self.connect_timeout + 30):
+            async with asyncio.timeout(self.connect_timeout + timeout):
                 async with engine.connect() as connection:
-                    await connection.execute(text(statement))
+                    yield connection
         finally:
             await engine.dispose()
+
+
+def _quoted(name: str) -> str:
+    return DIALECT.identifier_preparer.quote_identifier(name)
+
+
+def _literal(value: str) -> str:
+    return str(literal(value, String()).compile(dialect=DIALECT,
+                                                compile_kwargs={"literal_binds": True}))

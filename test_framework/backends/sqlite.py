@@ -1,37 +1,61 @@
 """SQLite through aiosqlite: the default, embedded backend (nothing to install or start).
 
-Two quirks are handled here and nowhere else:
+A "database" is a file. Each process keeps its files in a private temporary
+folder named ``test_framework_<pid>_<random>`` (so a later run can tell
+whether its owner is still alive); schema templates and kept databases live
+in a cache folder (``$XDG_CACHE_HOME/test_framework``) and are copied, not
+rebuilt. Cross-process locks are ``flock`` on a file in that folder.
+
+Two driver quirks are handled here and nowhere else:
 
 * The sqlite3 driver's legacy transaction control does not emit ``BEGIN``
   before ``SAVEPOINT`` or a ``SELECT``, so savepoints would not join the
   enclosing transaction. We turn the driver's handling off and emit ``BEGIN``
-  ourselves (SQLAlchemy's documented recipe), which the rollback isolation
-  mode relies on.
+  ourselves (SQLAlchemy's documented recipe); rollback isolation relies on it.
 * Foreign keys are off by default in SQLite; every connection turns them on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.schema import sort_tables
 
-from test_framework.backends.base import Backend
+from test_framework.backends.base import Backend, DatabaseRecord
 
 MEMORY_NAMES = {None, "", ":memory:"}
-_temp_dir: Path | None = None
+PRIVATE_PREFIX = "test_framework_"
+SUFFIX = ".sqlite3"
+_private_dir: Path | None = None
 
 
-def _private_temp_dir() -> Path:
-    """Return a directory only this process uses, made on first call."""
-    global _temp_dir
-    if _temp_dir is None:
-        _temp_dir = Path(tempfile.mkdtemp(prefix="test_framework_"))
-    return _temp_dir
+def cache_dir() -> Path:
+    """Where templates and kept databases live between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    folder = Path(base) / "test_framework" / "sqlite"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def private_dir() -> Path:
+    """Return this process's folder for its database files, made on first use."""
+    global _private_dir
+    if _private_dir is None or _private_dir.name.split("_")[2] != str(os.getpid()):
+        _private_dir = Path(tempfile.mkdtemp(
+            prefix=f"{PRIVATE_PREFIX}{os.getpid()}_{secrets.token_hex(2)}_"))
+    return _private_dir
 
 
 class SQLiteBackend(Backend):
@@ -47,16 +71,17 @@ class SQLiteBackend(Backend):
     def database_name(cls, url: URL) -> str:
         if not cls.is_persistent(url):
             return "test_memory"
-        return Path(url.database).name
+        return Path(url.database).name.removesuffix(SUFFIX)
 
-    def test_database_url(self) -> URL:
-        if not self.is_persistent(self.url):
-            return self.url
-        name = self.test_database_name(Path(self.url.database).stem)
-        return self.url.set(database=str(_private_temp_dir() / f"{name}.sqlite3"))
+    def database_url(self, name: str, *, kept: bool = False) -> URL:
+        folder = cache_dir() if kept else private_dir()
+        return self.url.set(database=str(folder / f"{name}{SUFFIX}"))
 
-    async def create_database(self, url: URL) -> None:
-        """Nothing to do: SQLite creates the file on first connect."""
+    async def create_database(self, url: URL, *, template: URL | None = None,
+                              label: str | None = None) -> None:
+        """Copy the template file, or start empty (SQLite creates files on connect)."""
+        if template is not None and self.is_persistent(url):
+            await asyncio.to_thread(shutil.copyfile, template.database, url.database)
 
     async def drop_database(self, url: URL) -> None:
         if not self.is_persistent(url):
@@ -64,8 +89,51 @@ class SQLiteBackend(Backend):
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(url.database + suffix).unlink(missing_ok=True)
         folder = Path(url.database).parent
-        if folder == _temp_dir and not any(folder.iterdir()):
+        if folder.name.startswith(PRIVATE_PREFIX) and not any(folder.iterdir()):
             folder.rmdir()
+
+    async def rename_database(self, url: URL, name: str) -> URL:
+        renamed = url.set(database=str(Path(url.database).with_name(f"{name}{SUFFIX}")))
+        os.replace(url.database, renamed.database)
+        return renamed
+
+    async def database_exists(self, url: URL) -> bool:
+        return not self.is_persistent(url) or Path(url.database).exists()
+
+    async def list_databases(self) -> list[DatabaseRecord]:
+        """Files in every process's private folder (labelled with its pid) and the cache."""
+        records = []
+        for path in sorted(Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*/test_*{SUFFIX}")):
+            pid = path.parent.name.split("_")[2]
+            label = f"test_framework pid={pid} host={socket.gethostname()}"
+            records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)), label))
+        for path in sorted(cache_dir().glob(f"test_*{SUFFIX}")):
+            records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)),
+                                          "test_framework cache"))
+        return records
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """``flock`` on a file in the cache folder; released when the file closes."""
+        with open(cache_dir() / f"{key}.lock", "w") as handle:
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def empty_tables(self, connection: AsyncConnection, tables: list[Table]) -> None:
+        """DELETE children before parents (no TRUNCATE here), and restart AUTOINCREMENT."""
+        for table in reversed(sort_tables(tables)):
+            await connection.execute(table.delete())
+        has_sequences = await connection.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"))
+        if has_sequences.first():
+            await connection.execute(text("DELETE FROM sqlite_sequence"))
+
+    async def execute_script(self, connection: AsyncConnection, script: str) -> None:
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.executescript(script)
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout."""

@@ -1,9 +1,10 @@
 """What a test class shares across its tests: database, engine and isolation mode.
 
 Made on the first test of a class, on the class's event loop, and released
-by a class cleanup after its last test (before the loop closes). The
-throwaway database and its schema are per process; the engine and its
-connection are per class, because they belong to the class's loop.
+by a class cleanup after its last test (before the loop closes). The test
+database is per process and schema (per class with ``isolation =
+"database"``); the engine and its connection are per class, because they
+belong to the class's loop.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from test_framework.config import database_url_for, project_settings
 from test_framework.engines import create_engine
 from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import get_logger
-from test_framework.provision import ensure_schema, provisioned_database
+from test_framework.provision import (build_memory_schema, drop_database,
+                                      provisioned_database)
+from test_framework.provision.schema import schema_for
 from test_framework.ssot.class_loop import class_runner
 from test_framework.ssot.isolation import isolation_class
 from test_framework.ssot.metrics import TestMetrics
@@ -31,7 +34,8 @@ class ClassResources:
         self.test_class = test_class
         self.url_setting = database_url_for(test_class)
         self.isolation_class = isolation_class(test_class)
-        self.metadata = getattr(test_class, "metadata", None)
+        self.schema = schema_for(test_class)
+        self.metadata = self.schema.metadata if self.schema else None
         self.backend = None
         self.database = None
         self.engine = None
@@ -39,16 +43,19 @@ class ClassResources:
         self.current_metrics: TestMetrics | None = None
 
     async def open(self) -> None:
-        """Provision the database, build the engine and schema; idempotent."""
+        """Provision the database and build the engine; idempotent."""
         if self.isolation is not None:
             return
+        settings = project_settings()
         self.backend = backend_for(self.url_setting)
-        self.database = await provisioned_database(self.backend)
+        self.database = await provisioned_database(
+            self.backend, self.schema, private=self.isolation_class.private_database,
+            keep=settings.keep_database.value)
         self.engine = create_engine(self.backend, self.database.url,
                                     on_statement=self._on_statement)
         try:
-            if self.metadata is not None:
-                await ensure_schema(self.database, self.engine, self.metadata)
+            if not self.backend.is_persistent(self.database.url):
+                await build_memory_schema(self.schema, self.engine, self.backend)
         except (OperationalError, DBAPIError, OSError) as exc:
             await self.aclose()
             raise DatabaseUnavailableError(
@@ -58,10 +65,10 @@ class ClassResources:
         self.isolation = self.isolation_class(
             self.engine, backend=self.backend, metadata=self.metadata,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
-            or project_settings().leftover_rows.value)
+            or settings.leftover_rows.value)
 
     async def aclose(self) -> None:
-        """Release the class's connection and dispose of its engine."""
+        """Release the class's connection, dispose of its engine, drop a private database."""
         isolation, self.isolation = self.isolation, None
         engine, self.engine = self.engine, None
         try:
@@ -70,6 +77,8 @@ class ClassResources:
         finally:
             if engine is not None:
                 await engine.dispose()
+            if self.database is not None and self.isolation_class.private_database:
+                await drop_database(self.database)
 
     def _on_statement(self, statement: str, parameters: object) -> None:
         if self.current_metrics is not None:

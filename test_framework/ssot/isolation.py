@@ -8,6 +8,9 @@ or roll back freely; the outer rollback at teardown undoes everything.
 
 ``"commit"``: sessions use the engine's pool and commit for real, so other
 connections see the rows. ``AsyncTestDatabase`` deletes what it created.
+
+``"truncate"`` and ``"database"`` are commit mode with a heavier reset:
+every table emptied after each test, or a database of the class's own.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, A
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 from test_framework.log import current_test_id
+from test_framework.provision import require_test_database
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
 from test_framework.ssot.sessions import RecordingSessionmaker
@@ -42,6 +46,7 @@ class RollbackIsolation:
     """Every test inside one outer transaction that is rolled back at teardown."""
 
     name = "rollback"
+    private_database = False
 
     def __init__(self, engine: AsyncEngine, *, backend=None, **_options) -> None:
         self.engine = engine
@@ -109,6 +114,7 @@ class CommitIsolation:
     """Real commits on pooled connections; tracked rows are deleted at teardown."""
 
     name = "commit"
+    private_database = False
 
     def __init__(self, engine: AsyncEngine, *, metadata: MetaData | None = None,
                  leftover_rows: str = "warn", **_options) -> None:
@@ -139,7 +145,51 @@ class CommitIsolation:
         """Nothing held between tests; the engine's disposal closes the pool."""
 
 
-ISOLATION_MODES = {mode.name: mode for mode in (RollbackIsolation, CommitIsolation)}
+class TruncateIsolation(CommitIsolation):
+    """Real commits; after each test every table of the schema is emptied at once.
+
+    For code that commits rows the test cannot track (bulk loads, other
+    processes). One TRUNCATE on PostgreSQL; DELETEs in foreign-key order on
+    SQLite.
+    """
+
+    name = "truncate"
+
+    def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
+                 **options) -> None:
+        super().__init__(engine, metadata=metadata, leftover_rows="ignore")
+        self.backend = backend
+        self.tables = list(metadata.sorted_tables) if metadata is not None else None
+
+    async def begin_test(self, **helper_options) -> TestSessions:
+        return await super().begin_test(delete_rows_on_cleanup=False, **helper_options)
+
+    async def end_test(self, sessions: TestSessions) -> None:
+        try:
+            await super().end_test(sessions)
+        finally:
+            require_test_database(self.engine.url, "truncate")
+            async with self.engine.begin() as connection:
+                if self.tables is None:
+                    metadata = MetaData()
+                    await connection.run_sync(metadata.reflect)
+                    self.tables = list(metadata.sorted_tables)
+                await self.backend.empty_tables(connection, self.tables)
+
+
+class DatabaseIsolation(CommitIsolation):
+    """A fresh database for the class, cloned from the template and dropped after it.
+
+    Tests inside the class commit for real and their tracked rows are deleted,
+    as in commit mode; nothing the class does can reach another class.
+    """
+
+    name = "database"
+    private_database = True
+
+
+ISOLATION_MODES = {mode.name: mode for mode in
+                   (RollbackIsolation, CommitIsolation, TruncateIsolation, DatabaseIsolation)}
 
 
 def isolation_class(test_class: type) -> type[RollbackIsolation] | type[CommitIsolation]:
@@ -149,5 +199,6 @@ def isolation_class(test_class: type) -> type[RollbackIsolation] | type[CommitIs
         raise ConfigurationError(
             f"{test_class.__qualname__}.isolation (class attribute) is {mode!r}; use one of "
             f"{sorted(ISOLATION_MODES)}: 'rollback' undoes each test with one transaction, "
-            "'commit' makes real commits and deletes the rows the test created")
+            "'commit' makes real commits and deletes the rows the test created, 'truncate' "
+            "empties every table after each test, 'database' gives the class its own database")
     return ISOLATION_MODES[mode]

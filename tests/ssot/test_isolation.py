@@ -129,7 +129,7 @@ class TestCommitMode(unittest.TestCase):
 
         result = run_case(Bad)
         self.assertIn("Bad.isolation (class attribute) is 'snapshot'; use one of "
-                      "['commit', 'rollback']", problems(result))
+                      "['commit', 'database', 'rollback', 'truncate']", problems(result))
 
 
 class TestCommitModeLocks(SSotAsyncTestCase):

@@ -1,0 +1,200 @@
+"""Throwaway test databases: cloned from a schema template, private to the process.
+
+The framework never runs tests in the database a URL names. On first use in
+a process it drops orphans left by dead runs, makes sure a template with the
+class's schema exists (``provision.templates``), and clones it into a
+database named ``test_<name>_<worker>_<random>``, labelled with its owner.
+Each process (each nose2/pytest-xdist worker too) gets its own. Databases are
+dropped at exit, by the nose2/pytest plugins in workers that skip ``atexit``,
+or by the next run if the process was killed. With ``keep_database`` one
+database per schema is kept between runs and only its rows are reset.
+
+Nothing is created, dropped or emptied unless its name starts with ``test_``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from test_framework.backends import Backend, backend_class_for_url
+from test_framework.engines import create_engine
+from test_framework.errors import (DatabaseUnavailableError, SchemaBuildError,
+                                   UnsafeDatabaseError)
+from test_framework.log import get_logger, mask_url
+from test_framework.provision.ownership import KEPT_LABEL, owner_label, reap_orphans
+from test_framework.provision.schema import SchemaSource
+from test_framework.provision.templates import ensure_template
+
+logger = get_logger(__name__)
+TEST_PREFIX = "test_"
+WORKER_ENVIRONMENT = "PYTEST_XDIST_WORKER"
+
+
+@dataclass
+class ProvisionedDatabase:
+    """A test database this process uses, and whether it outlives the run."""
+
+    backend: Backend
+    url: URL
+    kept: bool = False
+    owner_pid: int = field(default_factory=os.getpid)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+
+_databases: dict[tuple, ProvisionedDatabase] = {}
+_private: list[ProvisionedDatabase] = []
+_failures: dict[tuple, str] = {}
+_reaped_servers: set[str] = set()
+_exit_hook_registered = False
+
+
+def require_test_database(url: URL, action: str) -> None:
+    """Refuse ``action`` on any database whose name does not start with ``test_``."""
+    name = backend_class_for_url(url).database_name(url)
+    if not name.startswith(TEST_PREFIX):
+        raise UnsafeDatabaseError(
+            f"refusing to {action} database {name!r} ({mask_url(url)}): its name does not "
+            f"start with {TEST_PREFIX!r}. The framework only touches databases made for "
+            f"tests; point the URL at your application database and let the framework "
+            f"create a {TEST_PREFIX}<name> database beside it")
+
+
+async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
+                               private: bool = False, keep: bool = False
+                               ) -> ProvisionedDatabase:
+    """Return this process's database for the server and schema, made on first use.
+
+    ``private`` makes a fresh one for the caller alone (drop it with
+    ``drop_database``). A failure is remembered, so later tests fail at once
+    with the same message instead of each waiting for its own timeout.
+    """
+    server = backend.url.render_as_string(hide_password=False)
+    key = (server, schema.fingerprint(backend.dialect) if schema else None, keep)
+    if key in _failures:
+        raise DatabaseUnavailableError(_failures[key])
+    if key in _databases and not private:
+        return _databases[key]
+    try:
+        database = await _provision(backend, schema, server, keep=keep and not private)
+    except Exception as exc:
+        _failures[key] = _explain_failure(backend, exc)
+        raise DatabaseUnavailableError(_failures[key]) from exc
+    if private:
+        _private.append(database)
+    else:
+        _databases[key] = database
+    _register_exit_hook()
+    return database
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(drop_databases_now)
+        _exit_hook_registered = True
+
+
+async def _provision(backend: Backend, schema: SchemaSource | None, server: str, *,
+                     keep: bool) -> ProvisionedDatabase:
+    if not backend.is_persistent(backend.url):
+        return ProvisionedDatabase(backend, backend.url)  # in-memory: one per engine
+    if server not in _reaped_servers:
+        _reaped_servers.add(server)
+        await reap_orphans(backend)
+    template = await ensure_template(backend, schema) if schema else None
+    if keep:
+        return await _kept_database(backend, schema, template)
+    worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
+    url = backend.database_url(backend.test_database_name(worker, secrets.token_hex(3)))
+    require_test_database(url, "create")
+    await backend.create_database(url, template=template, label=owner_label())
+    logger.info("created test database %s", mask_url(url))
+    return ProvisionedDatabase(backend, url)
+
+
+async def _kept_database(backend: Backend, schema: SchemaSource | None,
+                         template: URL | None) -> ProvisionedDatabase:
+    """Reuse ``test_<name>_keep_<hash>`` between runs, emptying its tables first."""
+    fingerprint = schema.fingerprint(backend.dialect)[:12] if schema else "none"
+    worker = os.environ.get(WORKER_ENVIRONMENT, "main")
+    url = backend.database_url(backend.test_database_name("keep", worker, fingerprint),
+                               kept=True)
+    require_test_database(url, "reuse")
+    async with backend.exclusive(f"test_framework:{url.database}"):
+        if await backend.database_exists(url):
+            await empty_all_tables(backend, url)
+            logger.info("reusing kept test database %s", mask_url(url))
+        else:
+            await backend.create_database(url, template=template, label=KEPT_LABEL)
+    return ProvisionedDatabase(backend, url, kept=True)
+
+
+async def empty_all_tables(backend: Backend, url: URL) -> None:
+    """Delete every row in every table of the database (its schema stays)."""
+    require_test_database(url, "empty")
+    engine = create_engine(backend, url)
+    try:
+        async with engine.begin() as connection:
+            metadata = MetaData()
+            await connection.run_sync(metadata.reflect)
+            tables = [t for t in metadata.sorted_tables if t.name != "alembic_version"]
+            await backend.empty_tables(connection, tables)
+    finally:
+        await engine.dispose()
+
+
+async def build_memory_schema(schema: SchemaSource | None, engine: AsyncEngine,
+                              backend: Backend) -> None:
+    """An in-memory SQLite database lives and dies with its engine: build it there."""
+    if schema is not None:
+        await schema.build(engine, backend)
+
+
+async def drop_database(database: ProvisionedDatabase) -> None:
+    """Drop one test database this process made; kept databases stay."""
+    if database.kept or database.owner_pid != os.getpid():
+        return
+    require_test_database(database.url, "drop")
+    await database.backend.drop_database(database.url)
+    if database in _private:
+        _private.remove(database)
+    logger.info("dropped test database %s", database.masked_url)
+
+
+async def drop_databases() -> None:
+    """Drop every database this process made; report failures, keep going."""
+    databases = list(_databases.values()) + list(_private)
+    _databases.clear()
+    for database in databases:
+        try:
+            await drop_database(database)
+        except Exception:
+            logger.exception("could not drop test database %s", database.masked_url)
+
+
+def drop_databases_now() -> None:
+    """Drop this process's databases from synchronous code (exit, runner plugins)."""
+    if any(db.owner_pid == os.getpid() and not db.kept
+           for db in list(_databases.values()) + _private):
+        asyncio.run(drop_databases())
+    else:
+        _databases.clear()
+
+
+def _explain_failure(backend: Backend, exc: Exception) -> str:
+    where = f"{backend.masked_url} (from {backend.source})"
+    if isinstance(exc, SchemaBuildError):
+        return f"cannot prepare a test database on {where}: {exc}"
+    return (f"cannot create a test database on {where}: {type(exc).__name__}: "
+            f"{str(exc) or 'timed out'}; {backend.explain_connect_error(exc)}")

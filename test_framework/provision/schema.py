@@ -1,0 +1,132 @@
+"""Where a test class's schema comes from, and a fingerprint of it.
+
+Three sources: SQLAlchemy ``metadata`` (the default), a SQL file
+(``schema_sql``), or an Alembic migration head (``alembic_ini``, needs the
+``alembic`` extra). The fingerprint names the template database, so a
+changed schema gets a new template and an unchanged one is reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from test_framework import sample_schema
+from test_framework.errors import ConfigurationError
+
+
+class SchemaSource:
+    """Builds a schema into an empty database; ``fingerprint`` changes when it would differ."""
+
+    description: str
+    metadata: MetaData | None = None
+
+    def fingerprint(self, dialect) -> str:
+        raise NotImplementedError
+
+    async def build(self, engine: AsyncEngine, backend) -> None:
+        raise NotImplementedError
+
+
+class MetadataSchema(SchemaSource):
+    _fingerprints: dict[tuple[int, str], str] = {}
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.metadata = metadata
+        self.description = f"metadata with {len(metadata.tables)} tables"
+
+    def fingerprint(self, dialect) -> str:
+        """Hash the DDL the dialect would emit, so any column or index change shows.
+
+        Cached per MetaData object and dialect: every class of a suite asks.
+        """
+        key = (id(self.metadata), dialect.name)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = self._ddl_digest(dialect)
+        return self._fingerprints[key]
+
+    def _ddl_digest(self, dialect) -> str:
+        ddl = [str(CreateTable(table).compile(dialect=dialect)) +
+               "".join(str(CreateIndex(index).compile(dialect=dialect))
+                       for index in sorted(table.indexes, key=lambda i: i.name or ""))
+               for table in self.metadata.sorted_tables]
+        return _digest("\n".join(ddl))
+
+    async def build(self, engine: AsyncEngine, backend) -> None:
+        async with engine.begin() as connection:
+            await connection.run_sync(self.metadata.create_all)
+
+
+class SqlFileSchema(SchemaSource):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"SQL file {path}"
+
+    def fingerprint(self, dialect) -> str:
+        return _digest(self.path.read_text(encoding="utf-8"))
+
+    async def build(self, engine: AsyncEngine, backend) -> None:
+        async with engine.begin() as connection:
+            await backend.execute_script(connection, self.path.read_text(encoding="utf-8"))
+
+
+class AlembicSchema(SchemaSource):
+    """Run ``alembic upgrade head`` once per template; the heads are the fingerprint."""
+
+    def __init__(self, ini_path: Path) -> None:
+        try:
+            from alembic.config import Config
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"alembic_ini is {str(ini_path)!r} but alembic is not installed; run: "
+                "pip install 'test_framework[alembic]'") from exc
+        self.path = ini_path
+        self.config = Config(str(ini_path))
+        self.description = f"Alembic migrations of {ini_path}"
+
+    def fingerprint(self, dialect) -> str:
+        from alembic.script import ScriptDirectory
+        script = ScriptDirectory.from_config(self.config)
+        revisions = sorted(f"{rev.revision}:{_digest(Path(rev.path).read_text())}"
+                           for rev in script.walk_revisions())
+        return _digest("\n".join(revisions))
+
+    async def build(self, engine: AsyncEngine, backend) -> None:
+        """Alembic's env.py may call asyncio.run itself, so it runs in a worker thread."""
+        from alembic import command
+        url: URL = engine.url
+        self.config.set_main_option(
+            "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
+        await asyncio.to_thread(command.upgrade, self.config, "head")
+
+
+def schema_for(test_class: type) -> SchemaSource | None:
+    """Pick the class's schema source: alembic_ini, then schema_sql, then metadata."""
+    alembic_ini = getattr(test_class, "alembic_ini", None)
+    schema_sql = getattr(test_class, "schema_sql", None)
+    if alembic_ini:
+        return AlembicSchema(_existing(test_class, "alembic_ini", alembic_ini))
+    if schema_sql:
+        return SqlFileSchema(_existing(test_class, "schema_sql", schema_sql))
+    metadata = getattr(test_class, "metadata", sample_schema.metadata)
+    return MetadataSchema(metadata) if metadata is not None else None
+
+
+def _existing(test_class: type, attribute: str, value) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigurationError(
+            f"{test_class.__qualname__}.{attribute} (class attribute) is {str(value)!r}, "
+            f"which is not a file (looked in {Path.cwd()}); give a path relative to where "
+            "the tests run, or an absolute one")
+    return path
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

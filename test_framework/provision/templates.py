@@ -1,0 +1,77 @@
+"""Schema templates: build a schema once, clone it for every test database.
+
+The template's name carries the schema's fingerprint
+(``test_tpl_<name>_<hash>``), so an unchanged schema is reused across runs
+(a warm start) and a changed one gets a new template while stale ones are
+removed. Building happens under a lock shared by every process on the
+server, into a ``..._building`` database that is renamed only when complete,
+so no process ever clones a half-built template.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.engine import URL
+
+from test_framework.backends import Backend
+from test_framework.engines import create_engine
+from test_framework.errors import SchemaBuildError
+from test_framework.log import get_logger
+from test_framework.provision.ownership import TEMPLATE_LABEL
+from test_framework.provision.schema import SchemaSource
+
+logger = get_logger(__name__)
+TEMPLATE_PREFIX = "test_tpl_"
+FINGERPRINT_LENGTH = 12
+
+
+BUILDING = "_building"
+
+
+def template_name(backend: Backend, fingerprint: str) -> str:
+    return backend.test_database_name(fingerprint[:FINGERPRINT_LENGTH],
+                                      prefix=TEMPLATE_PREFIX, reserve=len(BUILDING))
+
+
+async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
+    """Return the URL of a complete template for ``schema``, building it if needed."""
+    fingerprint = schema.fingerprint(backend.dialect)
+    name = template_name(backend, fingerprint)
+    url = backend.database_url(name, kept=True)
+    if await backend.database_exists(url):
+        return url
+    async with backend.exclusive(f"test_framework:{name}"):
+        if await backend.database_exists(url):  # another process built it meanwhile
+            return url
+        started = time.perf_counter()
+        building = backend.database_url(f"{name}{BUILDING}", kept=True)
+        await backend.drop_database(building)  # a build that crashed half-way
+        await backend.create_database(building, label=TEMPLATE_LABEL)
+        engine = create_engine(backend, building)
+        try:
+            await schema.build(engine, backend)
+        except Exception as exc:
+            raise SchemaBuildError(
+                f"building the schema from {schema.description} failed: "
+                f"{type(exc).__name__}: {exc}; fix the schema source, then run again") from exc
+        finally:
+            await engine.dispose()
+        await backend.rename_database(building, name)
+        logger.info("built template %s from %s in %.0f ms", name, schema.description,
+                    (time.perf_counter() - started) * 1000)
+        await remove_stale_templates(backend, keep=name)
+    return url
+
+
+async def remove_stale_templates(backend: Backend, *, keep: str) -> list[str]:
+    """Drop this database's templates for other schema versions."""
+    family = keep[: -FINGERPRINT_LENGTH]
+    stale = [record for record in await backend.list_databases()
+             if record.name.startswith(family) and record.name != keep
+             and not record.name.endswith(BUILDING)]
+    for record in stale:
+        await backend.drop_database(record.url)
+        logger.info("dropped stale template %s", record.name)
+    return [record.name for record in stale]
+
