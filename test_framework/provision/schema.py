@@ -27,6 +27,14 @@ class SchemaSource:
     description: str
     metadata: MetaData | None = None
 
+    @property
+    def identity(self) -> str:
+        """What stays the same across versions of this schema (its tables, its file).
+
+        Templates of the same identity and another fingerprint are stale.
+        """
+        raise NotImplementedError
+
     def fingerprint(self, dialect) -> str:
         raise NotImplementedError
 
@@ -40,6 +48,10 @@ class MetadataSchema(SchemaSource):
     def __init__(self, metadata: MetaData) -> None:
         self.metadata = metadata
         self.description = f"metadata with {len(metadata.tables)} tables"
+
+    @property
+    def identity(self) -> str:
+        return _digest(" ".join(sorted(self.metadata.tables)))
 
     def fingerprint(self, dialect) -> str:
         """Hash the DDL the dialect would emit, so any column or index change shows.
@@ -68,6 +80,10 @@ class SqlFileSchema(SchemaSource):
         self.path = path
         self.description = f"SQL file {path}"
 
+    @property
+    def identity(self) -> str:
+        return _digest(str(self.path.resolve()))
+
     def fingerprint(self, dialect) -> str:
         return _digest(self.path.read_text(encoding="utf-8"))
 
@@ -89,6 +105,10 @@ class AlembicSchema(SchemaSource):
         self.path = ini_path
         self.config = Config(str(ini_path))
         self.description = f"Alembic migrations of {ini_path}"
+
+    @property
+    def identity(self) -> str:
+        return _digest(str(self.path.resolve()))
 
     def fingerprint(self, dialect) -> str:
         from alembic.script import ScriptDirectory

@@ -24,20 +24,22 @@ from test_framework.provision.schema import SchemaSource
 logger = get_logger(__name__)
 TEMPLATE_PREFIX = "test_tpl_"
 FINGERPRINT_LENGTH = 12
+IDENTITY_LENGTH = 6
 
 
 BUILDING = "_building"
 
 
-def template_name(backend: Backend, fingerprint: str) -> str:
-    return backend.test_database_name(fingerprint[:FINGERPRINT_LENGTH],
+def template_name(backend: Backend, schema: SchemaSource) -> str:
+    """``test_tpl_<name>_<identity>_<fingerprint>``: a family per schema, a member per version."""
+    fingerprint = schema.fingerprint(backend.dialect)[:FINGERPRINT_LENGTH]
+    return backend.test_database_name(schema.identity[:IDENTITY_LENGTH], fingerprint,
                                       prefix=TEMPLATE_PREFIX, reserve=len(BUILDING))
 
 
 async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
     """Return the URL of a complete template for ``schema``, building it if needed."""
-    fingerprint = schema.fingerprint(backend.dialect)
-    name = template_name(backend, fingerprint)
+    name = template_name(backend, schema)
     url = backend.database_url(name, kept=True)
     if await backend.database_exists(url):
         return url
@@ -65,7 +67,7 @@ async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
 
 
 async def remove_stale_templates(backend: Backend, *, keep: str) -> list[str]:
-    """Drop this database's templates for other schema versions."""
+    """Drop the templates of the same schema family (identity) with another fingerprint."""
     family = keep[: -FINGERPRINT_LENGTH]
     stale = [record for record in await backend.list_databases()
              if record.name.startswith(family) and record.name != keep

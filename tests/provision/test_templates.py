@@ -1,0 +1,85 @@
+"""Templates: built once per schema version, reused, replaced when the schema changes,
+and never built twice or cloned half-built when processes start together."""
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+from sqlalchemy import inspect as sa_inspect
+
+from test_framework.backends import backend_for
+from test_framework.config import project_settings
+from test_framework.provision.templates import TEMPLATE_PREFIX
+from tests.support import separate_connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_child(table: str, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, TEST_FRAMEWORK_LOG_LEVEL="INFO")
+    return subprocess.Popen([sys.executable, "-m", "tests.provision.child", table, *extra],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(process: subprocess.Popen) -> tuple[str, str]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return out, err
+
+
+def templates_built(stderr: str) -> int:
+    return stderr.count("built template")
+
+
+async def columns_in(url, table: str) -> list[str]:
+    async with separate_connection(url) as connection:
+        return await connection.run_sync(
+            lambda sync: [c["name"] for c in sa_inspect(sync).get_columns(table)])
+
+
+class TestTemplates(unittest.TestCase):
+    def setUp(self):
+        self.table = f"t_{secrets.token_hex(4)}"
+        self.backend = backend_for(project_settings().database_url)
+        self.addCleanup(asyncio.run, self.drop_templates())
+
+    async def drop_templates(self):
+        for record in await self.backend.list_databases():
+            if record.name.startswith(TEMPLATE_PREFIX) and record.name in self.made:
+                await self.backend.drop_database(record.url)
+
+    async def template_names(self) -> set[str]:
+        return {r.name for r in await self.backend.list_databases()
+                if r.name.startswith(TEMPLATE_PREFIX)}
+
+    def test_second_run_reuses_the_template_and_a_change_replaces_it(self):
+        before = asyncio.run(self.template_names())
+        _, first = finish(start_child(self.table))
+        _, second = finish(start_child(self.table))
+        self.assertEqual((templates_built(first), templates_built(second)), (1, 0))
+        built = asyncio.run(self.template_names()) - before
+        out, third = finish(start_child(self.table, "--extra-column"))
+        after = asyncio.run(self.template_names()) - before
+        self.made = built | after
+        self.assertEqual(templates_built(third), 1)
+        self.assertEqual(len(built), 1)
+        self.assertEqual(len(after), 1, "the stale template was removed")
+        self.assertNotEqual(built, after)
+        template_url = self.backend.database_url(after.pop(), kept=True)
+        self.assertIn("extra", asyncio.run(columns_in(template_url, self.table)))
+
+    def test_concurrent_first_starts_build_once_and_all_get_the_schema(self):
+        before = asyncio.run(self.template_names())
+        children = [start_child(self.table) for _ in range(4)]
+        results = [finish(child) for child in children]
+        self.made = asyncio.run(self.template_names()) - before
+        self.assertEqual(sum(templates_built(err) for _, err in results), 1)
+        self.assertEqual(len(self.made), 1)
+        for out, _ in results:
+            tables = out.split("TABLES", 1)[1].split()
+            self.assertEqual(tables, [self.table], "each clone has the whole schema")
