@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -89,7 +90,7 @@ class SQLiteBackend(Backend):
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(url.database + suffix).unlink(missing_ok=True)
         folder = Path(url.database).parent
-        if folder.name.startswith(PRIVATE_PREFIX) and not any(folder.iterdir()):
+        if folder.name.startswith(PRIVATE_PREFIX) and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
     async def rename_database(self, url: URL, name: str) -> URL:
@@ -115,7 +116,8 @@ class SQLiteBackend(Backend):
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
         """``flock`` on a file in the cache folder; released when the file closes."""
-        with open(cache_dir() / f"{key}.lock", "w") as handle:
+        lock_file = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+        with open(lock_file, "w") as handle:
             await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -49,7 +49,9 @@ def main() -> int:
     args = parser.parse_args()
     configure_from_environment()
     backend = backend_for(project_settings().database_url)
-    database = asyncio.run(provisioned_database(backend, schema(args.table, args.extra_column)))
+    database = asyncio.run(provisioned_database(
+        backend, schema(args.table, args.extra_column),
+        keep=project_settings().keep_database.value))
     print("URL", database.url.render_as_string(hide_password=False), flush=True)
     print("TABLES", " ".join(asyncio.run(table_names(backend, database.url))), flush=True)
     time.sleep(args.hold)
