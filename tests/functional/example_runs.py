@@ -4,8 +4,8 @@ The child runs from ``examples/`` with this interpreter, the parent's
 ``TEST_DATABASE_URL`` (so ``scripts/test`` covers each backend), this
 checkout first on ``PYTHONPATH`` and a private ``TMPDIR``. Afterwards we
 record two kinds of leftovers: files in that ``TMPDIR`` (where SQLite test
-databases live) and, on PostgreSQL, ``test_`` databases named with the
-child's pid (other suites may be creating their own at the same time).
+databases live) and, on PostgreSQL, new ``test_`` databases whose owner
+process (the child or one of its workers) has ended.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def run_suite(*args: str, env_updates: dict[str, str] | None = None,
         leftover_files = sorted(os.listdir(tmp))
     new_databases = server_test_databases(url) - databases_before
     return SuiteRun(list(args), pid, returncode, stdout, stderr, leftover_files,
-                    sorted(name for name in new_databases if f"_{pid}_" in name))
+                    sorted(new_databases & orphaned_databases(url)))
 
 
 def child_environment(tmp: str, updates: dict[str, str],
@@ -106,6 +106,21 @@ def _run_with_timeout(command: list[str], env: dict[str, str],
                 process.communicate()
             raise
         return process.pid, process.returncode, stdout, stderr
+
+
+def orphaned_databases(url: str | None) -> set[str]:
+    """Per-run databases whose owner process has ended: what a finished run left behind.
+
+    Databases of runs still going (other suites on the same server) are not
+    counted, nor are templates, which are kept on purpose.
+    """
+    if url is None or make_url(url).get_backend_name() != "postgresql":
+        return set()
+    from test_framework.backends import backend_for
+    from test_framework.config import Setting
+    from test_framework.provision.ownership import is_orphan
+    records = asyncio.run(backend_for(Setting(url, "test")).list_databases())
+    return {record.name for record in records if is_orphan(record)}
 
 
 def server_test_databases(url: str | None) -> set[str]:

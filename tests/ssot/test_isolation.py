@@ -1,11 +1,14 @@
 """Both isolation modes leave the database as it was, seen from another connection."""
 
+import asyncio
 import unittest
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from test_framework import SSotAsyncTestCase
+from test_framework.backends import backend_for
+from test_framework.config import Setting
 from tests.support import count_rows, count_rows_sync, problems, run_case
 
 
@@ -148,3 +151,49 @@ class TestCommitModeLocks(SSotAsyncTestCase):
             await app.commit()
         row = await self.db.fetch_one("SELECT is_active FROM users WHERE id = :id", {"id": user.id})
         self.assertFalse(row.is_active)
+
+
+class TestTruncateMode(unittest.TestCase):
+    def test_every_table_emptied_after_each_test_even_untracked_rows(self):
+        seen = {}
+
+        class Truncates(SSotAsyncTestCase):
+            isolation = "truncate"
+
+            async def test_1_app_writes(self):
+                seen["url"] = self.engine.url
+                await app_register(self.session_factory, "bulk@x.test")
+                await self.db.create_test_thread({"id": "t"})
+                seen["outside"] = await count_rows(self.engine.url, "users")
+
+            async def test_2_clean(self):
+                seen["next"] = (await self.db.count_records("users"),
+                                await self.db.count_records("threads"))
+
+        result = run_case(Truncates)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["outside"], 1, "commits are real")
+        self.assertEqual(seen["next"], (0, 0))
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
+class TestDatabaseMode(unittest.TestCase):
+    def test_each_class_gets_its_own_database_dropped_after_it(self):
+        seen = []
+
+        class OwnDatabase(SSotAsyncTestCase):
+            isolation = "database"
+
+            async def test_writes(self):
+                seen.append(self.engine.url)
+                await app_register(self.session_factory, "own@x.test")
+
+        class SecondClass(OwnDatabase):
+            pass
+
+        for case in (OwnDatabase, SecondClass):
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertNotEqual(seen[0].database, seen[1].database)
+        backend = backend_for(Setting(seen[0].render_as_string(hide_password=False), "test"))
+        self.assertFalse(asyncio.run(backend.database_exists(seen[0])), "dropped after the class")

@@ -1,0 +1,58 @@
+"""Parallel and sharded runs: a private database per worker, all dropped afterwards."""
+
+import re
+import tempfile
+import unittest
+from pathlib import Path
+
+from tests.functional.example_runs import pytest_count, run_suite, unittest_count
+
+NOSE2_CONFIG = """
+[unittest]
+plugins = nose2.plugins.mp
+          test_framework.nose2_plugin
+
+[test-framework]
+always-on = True
+"""
+EXAMPLE_TESTS = 18
+CREATED = re.compile(r"created test database (\S+)")
+
+
+def created_databases(output: str) -> set[str]:
+    return set(CREATED.findall(output))
+
+
+class TestWorkers(unittest.TestCase):
+    def test_nose2_mp_workers_each_get_a_database_and_drop_it(self):
+        with tempfile.TemporaryDirectory() as folder:
+            config = Path(folder) / "nose2.cfg"
+            config.write_text(NOSE2_CONFIG)
+            run = run_suite("-m", "nose2", "-c", str(config), "-N", "2",
+                            env_updates={"TEST_FRAMEWORK_LOG_LEVEL": "INFO"})
+        self.assertEqual(run.returncode, 0, run.describe())
+        self.assertEqual(unittest_count(run.stderr), EXAMPLE_TESTS, run.describe())
+        self.assertEqual(len(created_databases(run.stderr)), 2, run.describe())
+        self.assertEqual((run.leftover_files, run.leftover_databases), ([], []))
+
+    def test_pytest_xdist_workers_each_get_a_database_and_drop_it(self):
+        run = run_suite("-m", "pytest", "-q", "-n", "2", "-p", "xdist",
+                        env_updates={"TEST_FRAMEWORK_LOG_LEVEL": "INFO"})
+        self.assertEqual(run.returncode, 0, run.describe())
+        self.assertEqual(pytest_count(run.stdout), EXAMPLE_TESTS, run.describe())
+        names = created_databases(run.stdout + run.stderr)
+        self.assertLessEqual(len(names), 2)
+        self.assertTrue(all("_gw" in name for name in names), names)
+        ours = [name for name in run.leftover_files if not name.startswith("pytest-of-")]
+        self.assertEqual((ours, run.leftover_databases), ([], []))
+
+
+class TestShards(unittest.TestCase):
+    def test_shards_split_the_suite_without_overlap(self):
+        counts = []
+        for shard in ("1/2", "2/2"):
+            run = run_suite("-m", "pytest", "-q", env_updates={"TEST_FRAMEWORK_SHARD": shard})
+            self.assertEqual(run.returncode, 0, run.describe())
+            counts.append(pytest_count(run.stdout) or 0)
+        self.assertEqual(sum(counts), EXAMPLE_TESTS)
+        self.assertTrue(all(counts), counts)
