@@ -35,7 +35,7 @@ class TestOrphans(DropsNewTemplates):
         try:
             killed_url, live_url = started_url(killed), started_url(live)
             killed.send_signal(signal.SIGKILL)
-            killed.wait(timeout=10)
+            killed.communicate(timeout=10)
             self.assertTrue(self.exists(killed_url), "kill -9 leaves the database behind")
             _, stderr = finish(start_child(self.table))
             self.assertFalse(self.exists(killed_url), "the next run reaped it")
@@ -52,7 +52,7 @@ class TestOrphans(DropsNewTemplates):
         killed = start_child(self.table, "--hold", "60")
         url = started_url(killed)
         killed.send_signal(signal.SIGKILL)
-        killed.wait(timeout=10)
+        killed.communicate(timeout=10)
         name = self.backend.database_name(make_url(url))
         listing = subprocess.run([sys.executable, "-m", "test_framework.provision", "list"],
                                  cwd=ROOT, capture_output=True, text=True, timeout=60)
