@@ -42,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(backend, args) -> int:
-    records = await backend.list_databases()
+    try:
+        records = await backend.list_databases()
+    except Exception as exc:
+        print(f"error: cannot reach {backend.masked_url} (from {backend.source}): "
+              f"{type(exc).__name__}: {exc}; {backend.explain_connect_error(exc)}",
+              file=sys.stderr)
+        return 2
     if args.command == "list":
         for record in records:
             state = "orphan" if is_orphan(record) else (record.label or "no label")

@@ -1,0 +1,68 @@
+"""Command line: show the resolved configuration, check the server, manage test databases.
+
+    python -m test_framework config            # every setting, its value and where it came from
+    python -m test_framework check             # can we reach the configured database server?
+    python -m test_framework databases list    # test_ databases on the server (see provision)
+    python -m test_framework databases drop [--all | NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import fields
+
+from test_framework.backends import backend_for
+from test_framework.config import load_project_settings
+from test_framework.errors import TestFrameworkError
+from test_framework.log import mask_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["databases"]:
+        from test_framework.provision.__main__ import main as databases
+        return databases(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m test_framework",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["config", "check", "databases"])
+    args = parser.parse_args(argv)
+    try:
+        settings = load_project_settings()
+        if args.command == "config":
+            return show_config(settings)
+        return asyncio.run(check(settings))
+    except TestFrameworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def show_config(settings) -> int:
+    for field in fields(settings):
+        setting = getattr(settings, field.name)
+        value = mask_url(setting.value) if field.name == "database_url" and setting.value \
+            else setting.value
+        print(f"{field.name:18} {value!s:50} ({setting.source})")
+    return 0
+
+
+async def check(settings) -> int:
+    """Open one connection to the server's maintenance database and report its version."""
+    backend = backend_for(settings.database_url, timeouts=settings.timeouts)
+    started = time.perf_counter()
+    try:
+        records = await backend.list_databases()
+    except Exception as exc:
+        print(f"cannot reach {backend.masked_url} (from {backend.source}): "
+              f"{type(exc).__name__}: {exc}; {backend.explain_connect_error(exc)}",
+              file=sys.stderr)
+        return 1
+    print(f"reached {backend.masked_url} in {(time.perf_counter() - started) * 1000:.0f} ms "
+          f"({backend.name}); {len(records)} test database(s) there")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

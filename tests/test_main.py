@@ -1,0 +1,48 @@
+"""``python -m test_framework``: configuration with sources, server check, databases."""
+
+import os
+import subprocess
+import sys
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "test_framework", *args], cwd=ROOT,
+                          env=dict(os.environ, **env), capture_output=True, text=True,
+                          timeout=60)
+
+
+class TestCommandLine(unittest.TestCase):
+    def test_config_shows_sources_and_masks_passwords(self):
+        run = cli("config", TEST_DATABASE_URL="postgresql+asyncpg://u:s3cret@db:5432/app",
+                  TEST_FRAMEWORK_LOCK_TIMEOUT="2")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("postgresql+asyncpg://u:***@db:5432/app", run.stdout)
+        self.assertIn("TEST_DATABASE_URL (environment)", run.stdout)
+        self.assertRegex(run.stdout, r"lock_timeout\s+2.0\s+\(TEST_FRAMEWORK_LOCK_TIMEOUT")
+        self.assertNotIn("s3cret", run.stdout + run.stderr)
+
+    def test_check_reports_the_configured_server(self):
+        run = cli("check")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("reached", run.stdout)
+
+    def test_check_explains_an_unreachable_server(self):
+        run = cli("check", TEST_DATABASE_URL="postgresql+asyncpg://u:s3cret@127.0.0.1:1/app")
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("cannot reach postgresql+asyncpg://u:***@127.0.0.1:1/app", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
+        self.assertNotIn("s3cret", run.stderr)
+
+    def test_bad_url_is_explained(self):
+        run = cli("check", TEST_DATABASE_URL="postgresql://u@db/app")
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("a sync driver", run.stderr)
+
+    def test_databases_lists(self):
+        run = cli("databases", "list")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("test database(s) on", run.stdout)
