@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from test_framework.errors import ConfigurationError
+from test_framework.log import mask_url
 
 SECTION = "test_framework"
 DATABASE_URL_ENV = "TEST_DATABASE_URL"
@@ -39,6 +40,11 @@ class Setting:
 
     value: Any
     source: str
+
+    def __repr__(self) -> str:
+        value = mask_url(self.value) if isinstance(self.value, str) and "://" in self.value \
+            else self.value
+        return f"Setting({value!r}, {self.source!r})"
 
 
 @dataclass(frozen=True)

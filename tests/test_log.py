@@ -38,3 +38,18 @@ class TestConfigureFromEnvironment(unittest.TestCase):
     def test_get_logger_roots_names_under_test_framework(self):
         self.assertEqual(get_logger("myapp.x").name, "test_framework.myapp.x")
         self.assertEqual(get_logger("test_framework.sql").name, "test_framework.sql")
+
+
+class TestReprsHidePasswords(unittest.TestCase):
+    def test_backend_database_and_settings_reprs(self):
+        from test_framework.backends import backend_for
+        from test_framework.config import Setting
+        from test_framework.provision import ProvisionedDatabase
+        url = "postgresql+asyncpg://app:pw-in-repr@db:5432/app"
+        backend = backend_for(Setting(url, "TEST_DATABASE_URL (environment)"))
+        database = ProvisionedDatabase(backend, backend.url.set(database="test_app_1"))
+        setting = Setting(url, "TEST_DATABASE_URL (environment)")
+        for text in (repr(backend), repr(database), str(backend.url), backend.masked_url,
+                     repr(setting)):
+            self.assertNotIn("pw-in-repr", text)
+            self.assertIn("app", text)
