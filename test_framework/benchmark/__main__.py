@@ -14,7 +14,7 @@ from .bench import Benchmark, Options
 from .harness import Interrupted, Progress
 from .scenarios import SCENARIOS
 
-QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0)
+QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0, warmup=False)
 
 
 def parse_args(argv):

@@ -5,6 +5,12 @@ than run row by row, so slow drift on a shared, noisy machine spreads over
 all rows instead of biasing whichever row ran during a busy minute.  A row
 that fails once is not retried; its error is kept for the table and the
 remaining rows go on.
+
+Each row first runs once untimed (warm-up): the library builds a schema
+template on first use and clones it afterwards, so without a warm-up the
+first small run would pay the build and the first large one would not, and
+the slope would come out too low.  Templates the library kept on the server
+are dropped at the end like every other database the benchmark caused.
 """
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +33,7 @@ class Options:
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     seconds_per_test_limit: float = 0.25
+    warmup: bool = True
 
 
 @dataclass
@@ -59,11 +66,14 @@ class Benchmark:
             self.tmp = Path(tmp)
             try:
                 self._prepare_server()
+                if self.options.warmup:
+                    self._warm_up()
                 self._time_rows()
                 if self.options.memory_tests:
                     self._measure_memory()
             finally:
                 self._drop_created()
+                self._drop_derived()
         return self.rows, self.memory
 
     def _prepare_server(self):
@@ -76,15 +86,28 @@ class Benchmark:
                 row.fail(problem)
             return
         needed = sorted({name for row in pg_rows for name in row.scenario.setup_dbs})
+        self.created_dbs = list(needed)
+        self._drop_derived()  # left by an interrupted earlier benchmark
         for name in needed:
             self.progress(f"creating database {name}")
-            self.created_dbs.append(name)
             try:
                 self.admin.recreate(name, scenarios.SETUP_DBS[name])
             except Exception as exc:  # fail the rows that need it, keep the rest
                 for row in pg_rows:
                     if name in row.scenario.setup_dbs:
                         row.fail(f"could not create database {name}: {exc}")
+
+    def _warm_up(self):
+        for row in self.rows:
+            if row.status != "ok":
+                continue
+            try:
+                self._run(row, self.options.sizes[0], "warm-up, untimed")
+            except harness.Interrupted:
+                raise
+            except harness.RowFailed as exc:
+                self.progress(f"  FAILED {row.scenario.key}: {exc}")
+                row.fail(str(exc))
 
     def _time_rows(self):
         for repeat in range(1, self.options.repeats + 1):
@@ -121,7 +144,7 @@ class Benchmark:
         suite_dir = self._suite(scenario, n_tests)
         self.progress(f"{scenario.key} N={n_tests} ({label})")
         cmd = harness.child_command(scenario.runner, suite_dir, scenario.postgres)
-        env = scenarios.child_env(scenario, self.ctx, REPO_ROOT, suite_dir)
+        env = scenarios.child_env(scenario, self.ctx, REPO_ROOT, suite_dir, self.tmp / "cache")
         timeout = 60 + self.options.seconds_per_test_limit * n_tests
         try:
             run = harness.run_child(cmd, env, suite_dir, timeout, n_tests)
@@ -175,6 +198,18 @@ class Benchmark:
                 continue
             entry.update(status="ok", rss_start=run.rss_start, rss_end=run.rss_end,
                          seconds=run.seconds, connections=run.connections)
+
+    def _drop_derived(self):
+        """Drop test_ databases the library derived from our URL's database."""
+        if not self.created_dbs:
+            return
+        try:
+            names = [n for db in self.created_dbs for n in self.admin.derived_from(db)]
+            if names:
+                self.progress(f"dropping databases the library kept: {names}")
+                self.admin.drop(names)
+        except Exception as exc:  # report, never mask the real error
+            self.progress(f"  could not drop derived databases: {exc}")
 
     def _drop_created(self):
         if self.created_dbs:

@@ -47,6 +47,14 @@ class ServerAdmin:
                                    list(names)))
         return sorted(row["datname"] for row in rows)
 
+    def derived_from(self, name):
+        """``test_`` databases whose name embeds ``name``: what a library makes
+        from a URL naming ``name`` (throwaway clones, schema templates)."""
+        rows = self.run([], fetch=(
+            "SELECT datname FROM pg_database "
+            "WHERE left(datname, 5) = 'test_' AND strpos(datname, $1) > 0", name))
+        return sorted(row["datname"] for row in rows)
+
     def recreate(self, name, setup_sql=None):
         """Drop-if-exists then create ``name``; run ``setup_sql`` inside it."""
         self.drop([name])
@@ -58,7 +66,8 @@ class ServerAdmin:
         """Drop the named databases that exist; returns the ones dropped."""
         present = self.existing(names) if names else []
         for name in present:
-            self.run([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'])
+            self.run([f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false',
+                      f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'])
         return present
 
 

@@ -211,13 +211,21 @@ def generate(scenario, n_tests, directory):
     return directory
 
 
-def child_env(scenario, ctx, repo_root, suite_dir):
-    """The child's environment: the repo importable, no user debug settings."""
+def child_env(scenario, ctx, repo_root, suite_dir, cache_dir):
+    """The child's environment: the repo importable, no user settings.
+
+    TEST_FRAMEWORK_* variables (debug mode, kept databases, timing) would
+    change what is measured, so they are dropped.  XDG_CACHE_HOME points at
+    the benchmark's own folder so SQLite schema templates are private to this
+    benchmark run (warm after the warm-up, gone afterwards) and the user's
+    cache is neither used nor touched.
+    """
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TEST_FRAMEWORK_", "PYTHONASYNCIODEBUG", "DJANGO_"))}
     env.pop("TEST_DATABASE_URL", None)
     env["PYTHONPATH"] = os.pathsep.join([str(suite_dir), str(repo_root)])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["XDG_CACHE_HOME"] = str(cache_dir)
     for name, value in scenario.env(ctx).items():
         if value is None:
             env.pop(name, None)
