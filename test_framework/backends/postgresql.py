@@ -16,10 +16,11 @@ from typing import Any, AsyncIterator
 from sqlalchemy import String, Table, literal, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from test_framework.backends.base import Backend, DatabaseRecord
+from test_framework.backends.savepoints import name_savepoints_by_depth
 
 MAINTENANCE_DATABASE = "postgres"
 LOCK_NOT_AVAILABLE = "55P03"
@@ -100,6 +101,9 @@ class PostgreSQLBackend(Backend):
         return {"connect_args": {"timeout": self.timeouts.connect, "server_settings": {
             "lock_timeout": milliseconds(self.timeouts.lock),
             "statement_timeout": milliseconds(self.timeouts.statement)}}}
+
+    def prepare_engine(self, engine: AsyncEngine) -> None:
+        name_savepoints_by_depth(engine)
 
     def connection_is_closed(self, driver_connection: Any) -> bool:
         """asyncpg notices a server-side close (restart, termination) between tests."""
