@@ -13,6 +13,9 @@ Two driver quirks are handled here and nowhere else:
   enclosing transaction. We turn the driver's handling off and emit ``BEGIN``
   ourselves (SQLAlchemy's documented recipe); rollback isolation relies on it.
 * Foreign keys are off by default in SQLite; every connection turns them on.
+
+Commits do not wait for the disk (``synchronous=OFF``): the files are
+throwaway, and a crash loses nothing a test needs.
 """
 
 from __future__ import annotations
@@ -150,10 +153,15 @@ class SQLiteBackend(Backend):
 
 
 def _on_connect(dbapi_connection, connection_record) -> None:
-    """Disable the driver's own BEGIN handling and enforce foreign keys."""
+    """Disable the driver's own BEGIN handling, enforce foreign keys, skip fsync.
+
+    Test databases are throwaway files: waiting for the disk on every commit
+    (``synchronous=FULL``) made each commit-mode test about 3x slower.
+    """
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=OFF")
     cursor.close()
 
 
