@@ -24,10 +24,13 @@ from sqlalchemy import MetaData, Table, func, insert, inspect, select, table, te
 from sqlalchemy.engine import Result, Row
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.sql.expression import Executable
 
 from test_framework.errors import CleanupError, ConfigurationError, QueryGuardError
 from test_framework.log import get_logger
 from test_framework.provision import require_test_database
+from test_framework.ssot.factories import create_row
+from test_framework.ssot.query_capture import framework_statements
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
 from test_framework.ssot.tracking import RowTracker
 
@@ -67,20 +70,23 @@ class AsyncTestDatabase:
 
     # -- raw SQL ----------------------------------------------------------------
 
-    async def execute_query(self, query: str, params: Mapping[str, Any] | None = None) -> Result:
-        """Run raw SQL with bound parameters; return the (buffered) result."""
+    async def execute_query(self, query: str | Executable,
+                            params: Mapping[str, Any] | None = None) -> Result:
+        """Run raw SQL (or a Core statement) with bound parameters; return the buffered result."""
         async with self._statement(write=True):
-            return await self._execute(text(query), params)
+            return await self._execute(_as_statement(query), params)
 
-    async def fetch_one(self, query: str, params: Mapping[str, Any] | None = None) -> Row | None:
-        """Run a query and return its first row, or None."""
+    async def fetch_one(self, query: str | Executable,
+                        params: Mapping[str, Any] | None = None) -> Row | None:
+        """Run a query (SQL text or a Core ``select``) and return its first row, or None."""
         async with self._statement(write=False):
-            return (await self._execute(text(query), params)).first()
+            return (await self._execute(_as_statement(query), params)).first()
 
-    async def fetch_all(self, query: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        """Run a query and return all its rows."""
+    async def fetch_all(self, query: str | Executable,
+                        params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a query (SQL text or a Core ``select``) and return all its rows."""
         async with self._statement(write=False):
-            return list((await self._execute(text(query), params)).all())
+            return list((await self._execute(_as_statement(query), params)).all())
 
     # -- test rows ----------------------------------------------------------------
 
@@ -97,17 +103,23 @@ class AsyncTestDatabase:
                     row._mapping[column.name] for column in target.primary_key.columns))
             return row
 
+    # Columns a caller leaves out are made up only where the row needs them; see factories.py.
+
     async def create_test_user(self, user_data: Mapping[str, Any] | None = None) -> Row:
         """Insert a user row (table ``tables["user"]``, default ``users``)."""
-        return await self.create(self.tables["user"], user_data)
+        return await create_row(self, self.tables["user"], user_data, kind="user")
 
-    async def create_test_thread(self, thread_data: Mapping[str, Any] | None = None) -> Row:
-        """Insert a thread row (table ``tables["thread"]``, default ``threads``)."""
-        return await self.create(self.tables["thread"], thread_data)
+    async def create_test_thread(self, thread_data: Mapping[str, Any] | None = None, *,
+                                 user: Any = None) -> Row:
+        """Insert a thread row (table ``tables["thread"]``), owned by ``user`` if given."""
+        return await create_row(self, self.tables["thread"], thread_data, kind="thread",
+                                parents={"user": user})
 
-    async def create_test_message(self, message_data: Mapping[str, Any] | None = None) -> Row:
-        """Insert a message row (table ``tables["message"]``, default ``messages``)."""
-        return await self.create(self.tables["message"], message_data)
+    async def create_test_message(self, message_data: Mapping[str, Any] | None = None, *,
+                                  thread: Any = None) -> Row:
+        """Insert a message row (table ``tables["message"]``), in ``thread`` if given."""
+        return await create_row(self, self.tables["message"], message_data, kind="message",
+                                parents={"thread": thread})
 
     # -- inspection ----------------------------------------------------------------
 
@@ -126,6 +138,11 @@ class AsyncTestDatabase:
             if condition:
                 query = query.where(text(f"({condition})"))
             return (await self._execute(query, params)).scalar_one()
+
+    async def table(self, table_name: str) -> Table:
+        """Return the ``Table`` the helpers use for a name (from ``metadata``, else reflected)."""
+        async with self._statement(write=False):
+            return await self._table(table_name)
 
     async def table_exists(self, table_name: str) -> bool:
         """Return whether the table exists (``schema.table`` allowed where schemas exist)."""
@@ -248,8 +265,9 @@ class AsyncTestDatabase:
             schema, name = split_table_name(table_name)
             connection = await self.session.connection()
             try:
-                self._reflected[table_name] = await connection.run_sync(
-                    lambda sync: Table(name, MetaData(), schema=schema, autoload_with=sync))
+                with framework_statements():
+                    self._reflected[table_name] = await connection.run_sync(
+                        lambda sync: Table(name, MetaData(), schema=schema, autoload_with=sync))
             except NoSuchTableError:
                 raise QueryGuardError(await self._no_such_table(table_name)) from None
         return self._reflected[table_name]
@@ -257,14 +275,17 @@ class AsyncTestDatabase:
     async def _require_table(self, table_name: str) -> None:
         if table_name in self._existing_tables:
             return
-        if not await self.table_exists(table_name):
+        with framework_statements():
+            exists = await self.table_exists(table_name)
+        if not exists:
             raise QueryGuardError(await self._no_such_table(table_name))
         self._existing_tables.add(table_name)
 
     async def _no_such_table(self, table_name: str) -> str:
         schema, _ = split_table_name(table_name)
         connection = await self.session.connection()
-        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names(schema))
+        with framework_statements():
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names(schema))
         return (f"table {table_name!r} does not exist in the test database; existing tables: "
                 f"{sorted(names) or 'none'}. Check the name, or add the table to the test "
                 "class's metadata so the framework creates it")
@@ -275,6 +296,10 @@ class AsyncTestDatabase:
         if transaction in self._transactions:
             del self._transactions[self._transactions.index(transaction):]
         return transaction
+
+
+def _as_statement(query: str | Executable) -> Executable:
+    return text(query) if isinstance(query, str) else query
 
 
 def _table_mapping(tables: Mapping[str, str] | None) -> dict[str, str]:

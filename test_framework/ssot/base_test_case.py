@@ -19,13 +19,18 @@ from typing import Any, Awaitable, Callable, Iterator, Mapping
 from sqlalchemy import MetaData
 
 from test_framework import sample_schema
+from test_framework.coverage_preflight import check_coverage_concurrency
 from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
+from test_framework.skips import early_skip_reason, server_skip_reason
+from test_framework.ssot.assertions import RowAssertions
 from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_tasks,
-                                           cancel_other_tasks, class_runner)
+                                           cancel_other_tasks, class_runner,
+                                           close_class_runner)
 from test_framework.ssot.class_resources import class_resources
 from test_framework.ssot.environment import EnvironmentChanges
-from test_framework.ssot.metrics import TestMetrics
+from test_framework.ssot.query_capture import CapturingMetrics, QueryAssertions
+from test_framework.timing import NULL_TIMER, timer_for
 
 __unittest = True  # keep these frames out of users' failure tracebacks
 
@@ -33,13 +38,14 @@ framework_logger = get_logger("test_framework.lifecycle")
 XUNIT_HOOKS = ("setup_method", "teardown_method")
 
 
-class SSotBaseTestCase(unittest.TestCase):
+class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
     """Base class for database tests; see README.rst for the settings below."""
 
     database_url: str | None = None
     isolation: str = "rollback"
     metadata: MetaData | None = sample_schema.metadata
     tables: Mapping[str, str] | None = None
+    _ssot_timer = NULL_TIMER
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Make ``setup_method``/``teardown_method`` run once per test, whoever calls them.
@@ -67,6 +73,10 @@ class SSotBaseTestCase(unittest.TestCase):
         finally:
             current_test_id.reset(token)
             self._ssot_after_run()
+            if getattr(type(self), "__unittest_skip__", False):
+                # unittest runs no class cleanups for a skipped class; close the loop
+                # IsolatedAsyncioTestCase.run made for it, or it leaks (ResourceWarning).
+                close_class_runner(type(self))
             if getattr(self, "_ssot_database_unavailable", False) and hasattr(result, "stop"):
                 # Every later test would fail the same way: stop, as failfast would.
                 result.stop()
@@ -87,8 +97,13 @@ class SSotBaseTestCase(unittest.TestCase):
         """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test."""
         current_test_id.set(self.id())
         configure_from_environment()
+        skip_reason = early_skip_reason(self)
+        if skip_reason:
+            raise unittest.SkipTest(skip_reason)
+        check_coverage_concurrency()
+        self._ssot_timer = timer_for(self.id())
         self._ssot_started = time.perf_counter()
-        self._ssot_metrics = TestMetrics()
+        self._ssot_metrics = CapturingMetrics()
         self._ssot_environment = EnvironmentChanges()
         self.addCleanup(self._ssot_environment.restore)
         self.logger = get_logger(f"test_framework.cases.{type(self).__module__}."
@@ -96,11 +111,13 @@ class SSotBaseTestCase(unittest.TestCase):
         framework_logger.debug("start %s", self.id())
         self.setup_method(getattr(self, self._testMethodName, None))
         resources = class_resources(type(self))
+        self._ssot_timer.lap("setup")
         try:
             await resources.open()
         except DatabaseUnavailableError:
             self._ssot_database_unavailable = True
             raise
+        self._ssot_timer.lap("provisioning")
         self._ssot_resources = resources
         self._ssot_sessions = await resources.isolation.begin_test(
             tables=self.tables, metadata=resources.metadata)
@@ -110,15 +127,21 @@ class SSotBaseTestCase(unittest.TestCase):
         self.session_factory = self._ssot_sessions.session_factory
         self.db = self._ssot_sessions.db
         resources.current_metrics = self._ssot_metrics
+        skip_reason = await server_skip_reason(type(self), self.engine)
+        if skip_reason:
+            raise unittest.SkipTest(skip_reason)
+        self._ssot_timer.lap("setup")
 
     async def asyncTearDown(self) -> None:
         """Clean the test's data, release its sessions, then call ``teardown_method``."""
+        self._ssot_timer.lap("test body")
         try:
             await self._ssot_release()
         finally:
             self.teardown_method(getattr(self, self._testMethodName, None))
             framework_logger.debug("end %s in %.2f ms", self.id(),
                                    (time.perf_counter() - self._ssot_started) * 1000)
+            self._ssot_timer.lap("teardown")
 
     async def _ssot_release(self) -> None:
         """Undo the test's database work as its isolation mode says (``db.cleanup()``

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from test_framework import SSotAsyncTestCase
@@ -207,3 +207,18 @@ class TestMemoryDatabase(SSotAsyncTestCase):
         self.assertTrue(await self.db.table_exists("users"))
         self.assertEqual(await self.db.count_records("users"), 0)
         await self.db.create_test_user({"email": "m@x.test"})
+
+
+class TestCoreStatementsAndTables(SSotAsyncTestCase):
+    async def test_fetch_and_execute_take_core_statements(self):
+        users = await self.db.table("users")
+        await self.db.execute_query(users.insert().values(email="core@x.test", is_active=True))
+        rows = await self.db.fetch_all(select(users.c.email))
+        row = await self.db.fetch_one(select(users).where(users.c.email == "core@x.test"))
+        self.assertEqual(([r.email for r in rows], row.is_active), (["core@x.test"], True))
+
+    async def test_table_reflects_what_metadata_lacks(self):
+        await self.db.execute_query("CREATE TABLE loose_notes (id INTEGER PRIMARY KEY, body TEXT)")
+        self.assertEqual(list((await self.db.table("loose_notes")).c.keys()), ["id", "body"])
+        with self.assertRaisesRegex(QueryGuardError, "table 'nowhere' does not exist"):
+            await self.db.table("nowhere")
