@@ -49,3 +49,12 @@ def current_shard(environ=os.environ) -> Shard | None:
             f"{SHARD_ENVIRONMENT} (environment) is {raw!r}; use INDEX/COUNT with "
             "1 <= INDEX <= COUNT, e.g. 2/4 for the second of four machines")
     return shard
+
+
+def shard_skip_reason(test_class: type) -> str | None:
+    """Why a class is not run on this machine, for runners that cannot filter (unittest)."""
+    shard = current_shard()
+    if shard is None or shard.includes(test_class):
+        return None
+    return (f"{test_class.__qualname__} is in shard {shard_of(test_class, shard.count)}/"
+            f"{shard.count}; this machine runs {shard} ({SHARD_ENVIRONMENT})")

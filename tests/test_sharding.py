@@ -42,3 +42,24 @@ class TestSharding(unittest.TestCase):
         suite = unittest.TestSuite([unittest.TestSuite([c("test_x")]) for c in generated])
         kept = [test for group in _only(suite, Shard(1, 2)) for test in group]
         self.assertEqual({type(t) for t in kept}, {c for c in generated if shard_of(c, 2) == 1})
+
+
+class TestUnittestSkipsOtherShards(unittest.TestCase):
+    def test_other_shards_classes_skip_before_any_database_work(self):
+        import os
+        from test_framework import SSotAsyncTestCase
+        from tests.support import run_case
+
+        class Sharded(SSotAsyncTestCase):
+            async def test_x(self):
+                pass
+
+        mine = shard_of(Sharded, 2)
+        other = 2 if mine == 1 else 1
+        os.environ["TEST_FRAMEWORK_SHARD"] = f"{other}/2"
+        try:
+            result = run_case(Sharded)
+        finally:
+            del os.environ["TEST_FRAMEWORK_SHARD"]
+        self.assertEqual(len(result.skipped), 1)
+        self.assertIn(f"is in shard {mine}/2; this machine runs {other}/2", result.skipped[0][1])

@@ -22,6 +22,7 @@ from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
 from test_framework.errors import DatabaseUnavailableError
 from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
+from test_framework.sharding import shard_skip_reason
 from test_framework.skips import early_skip_reason, server_skip_reason
 from test_framework.ssot.assertions import RowAssertions
 from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_tasks,
@@ -61,6 +62,16 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
 
     # -- lifecycle ----------------------------------------------------------------
 
+    @classmethod
+    def tearDownClass(cls) -> None:
+        """Nothing of ours: the class's loop and connection go in class cleanups.
+
+        Defining it tells runners the class has class fixtures, so nose2's
+        ``mp`` plugin sends the whole class to one worker (one connection)
+        instead of each test on its own.
+        """
+        super().tearDownClass()
+
     def run(self, result=None):
         token = current_test_id.set(self.id())
         try:
@@ -97,7 +108,7 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
         """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test."""
         current_test_id.set(self.id())
         configure_from_environment()
-        skip_reason = early_skip_reason(self)
+        skip_reason = early_skip_reason(self) or shard_skip_reason(type(self))
         if skip_reason:
             raise unittest.SkipTest(skip_reason)
         check_coverage_concurrency()
