@@ -55,9 +55,7 @@ async def check(settings) -> int:
     try:
         records = await backend.list_databases()
     except Exception as exc:
-        print(f"cannot reach {backend.masked_url} (from {backend.source}): "
-              f"{type(exc).__name__}: {exc}; {backend.explain_connect_error(exc)}",
-              file=sys.stderr)
+        print(backend.describe_unreachable(exc), file=sys.stderr)
         return 1
     print(f"reached {backend.masked_url} in {(time.perf_counter() - started) * 1000:.0f} ms "
           f"({backend.name}); {len(records)} test database(s) there")

@@ -148,3 +148,9 @@ class Backend:
     def explain_connect_error(self, exc: BaseException) -> str:
         """Return a hint for a failed connection, to append to the error."""
         return "check that the server is running and the URL is right"
+
+    def describe_unreachable(self, exc: BaseException) -> str:
+        """One line for a server we could not reach: where, why, and what to do."""
+        return (f"cannot reach {self.masked_url} (from {self.source}): "
+                f"{type(exc).__name__}: {str(exc) or 'timed out'}; "
+                f"{self.explain_connect_error(exc)}")

@@ -11,15 +11,20 @@ template on first use and clones it afterwards, so without a warm-up the
 first small run would pay the build and the first large one would not, and
 the slope would come out too low.  Templates the library kept on the server
 are dropped at the end like every other database the benchmark caused.
+
+The start-up and parallel rows (``startup``, ``parallel``) are measured by
+their own modules inside the same interleaved repeats; this module gives
+them suites, environments, child runs and leftover clean-up.
 """
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import harness, scenarios
+from . import harness, parallel, scenarios, startup
 from .pgadmin import ServerAdmin, is_throwaway
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUP_MEASURES = {"startup": startup.measure, "parallel": parallel.measure}
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Options:
     sizes: tuple = (100, 1100)
     repeats: int = 5
     memory_tests: int = 10_000
+    parallel_tests: int = 2000      # 20 classes of 100: enough for both workers
     pg_user: str = "postgres"
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
@@ -99,10 +105,13 @@ class Benchmark:
 
     def _warm_up(self):
         for row in self.rows:
-            if row.status != "ok":
+            if row.status != "ok" or row.scenario.group == "startup":  # cold on purpose
                 continue
             try:
-                self._run(row, self.options.sizes[0], "warm-up, untimed")
+                if row.scenario.group == "parallel":
+                    parallel.warm_up(self, row)
+                else:
+                    self.run_suite(row, self.options.sizes[0], "warm-up, untimed")
             except harness.Interrupted:
                 raise
             except harness.RowFailed as exc:
@@ -116,52 +125,63 @@ class Benchmark:
                     self._time_once(row, repeat)
 
     def _time_once(self, row, repeat):
-        n_small, n_large = self.options.sizes
+        measure = GROUP_MEASURES.get(row.scenario.group, Benchmark._measure_per_test)
         try:
-            small = self._run(row, n_small, f"repeat {repeat}/{self.options.repeats}")
-            large = self._run(row, n_large, f"repeat {repeat}/{self.options.repeats}")
+            row.runs.append(measure(self, row, repeat))
         except harness.Interrupted:
             raise
         except harness.RowFailed as exc:
             self.progress(f"  FAILED {row.scenario.key}: {exc}")
             row.fail(str(exc))
-            return
         except Exception as exc:  # a harness bug fails the row, not the run
             self.progress(f"  FAILED {row.scenario.key}: harness error: {exc!r}")
             row.fail(f"harness error: {exc!r}")
-            return
+
+    def _measure_per_test(self, row, repeat):
+        """The slope between a small and a large suite (see ``harness``)."""
+        n_small, n_large = self.options.sizes
+        small = self.run_suite(row, n_small, f"repeat {repeat}/{self.options.repeats}")
+        large = self.run_suite(row, n_large, f"repeat {repeat}/{self.options.repeats}")
         per_test = harness.slope(small, large)
-        row.runs.append({
+        return {
             "per_test_s": per_test, "fixed_s": harness.fixed_cost(small, per_test),
             "seconds": [small.seconds, large.seconds],
             "connections": [small.connections, large.connections],
             "connections_per_1000": 1000 * (large.connections - small.connections)
                                     / (n_large - n_small),
-        })
+        }
 
-    def _run(self, row, n_tests, label):
+    def run_suite(self, row, n_tests, label, *, cache_dir=None):
+        """Run the row's suite of ``n_tests`` in a timed child; drop what it left."""
         scenario = row.scenario
-        suite_dir = self._suite(scenario, n_tests)
+        suite_dir = self.suite_dir(scenario, n_tests)
         self.progress(f"{scenario.key} N={n_tests} ({label})")
         cmd = harness.child_command(scenario.runner, suite_dir, scenario.postgres)
-        env = scenarios.child_env(scenario, self.ctx, REPO_ROOT, suite_dir, self.tmp / "cache")
-        timeout = 60 + self.options.seconds_per_test_limit * n_tests
+        env = self.env_for(row, suite_dir, cache_dir=cache_dir)
         try:
-            run = harness.run_child(cmd, env, suite_dir, timeout, n_tests)
+            run = harness.run_child(cmd, env, suite_dir, self.timeout_for(n_tests), n_tests)
         except harness.RowFailed as exc:
-            self._drop_leftovers(row, exc.databases)
+            self.drop_leftovers(row, exc.databases)
             raise
-        self._drop_leftovers(row, run.databases)
+        self.drop_leftovers(row, run.databases)
         self.progress(f"  {run.seconds:.2f}s in-child, {run.connections} connection(s)")
         return run
 
-    def _suite(self, scenario, n_tests):
+    def env_for(self, row, suite_dir, *, cache_dir=None):
+        """The child environment; ``cache_dir`` replaces the run-wide SQLite cache."""
+        return scenarios.child_env(row.scenario, self.ctx, REPO_ROOT, suite_dir,
+                                   cache_dir or self.tmp / "cache")
+
+    def timeout_for(self, n_tests):
+        return 60 + self.options.seconds_per_test_limit * n_tests
+
+    def suite_dir(self, scenario, n_tests):
         suite_dir = self.tmp / scenario.key / f"n{n_tests}"
         if not suite_dir.exists():
             scenarios.generate(scenario, n_tests, suite_dir)
         return suite_dir
 
-    def _drop_leftovers(self, row, databases):
+    def drop_leftovers(self, row, databases):
         """Drop throwaway databases a child connected to and left behind."""
         names = {n for n in [*databases, *row.scenario.leftover_dbs]
                  if is_throwaway(n) and n not in scenarios.SETUP_DBS}
@@ -190,7 +210,7 @@ class Benchmark:
                 entry.update(status="failed", error=row.error)
                 continue
             try:
-                run = self._run(row, self.options.memory_tests, "memory")
+                run = self.run_suite(row, self.options.memory_tests, "memory")
             except harness.Interrupted:
                 raise
             except harness.RowFailed as exc:

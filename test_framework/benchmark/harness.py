@@ -48,6 +48,7 @@ class ChildRun:
     rss_start: int
     rss_end: int
     databases: list
+    log: str = ""          # the child's stderr: the library's log lines, when asked for
 
 
 def child_command(runner, suite_dir, count_connections):
@@ -73,7 +74,23 @@ def run_child(cmd, env, cwd, timeout, expected_tests):
     if report["problems"] or report["tests_run"] != expected_tests:
         raise RowFailed(_problem_summary(report, expected_tests), report["databases"])
     return ChildRun(expected_tests, report["seconds"], report["connections"],
-                    report["rss_start"], report["rss_end"], report["databases"])
+                    report["rss_start"], report["rss_end"], report["databases"], proc.stderr)
+
+
+def run_timed(cmd, env, cwd, timeout):
+    """Run a whole command; return (wall seconds, CompletedProcess).
+
+    For rows whose cost is the whole run as a user sees it -- interpreter,
+    imports, worker processes -- so the parent times from start to exit.
+    """
+    started = time.perf_counter()
+    try:
+        proc = _run_with_timeout(cmd, env, cwd, timeout)
+    except subprocess.TimeoutExpired:
+        raise RowFailed(f"timed out after {timeout:.0f}s") from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted") from None
+    return time.perf_counter() - started, proc
 
 
 def _run_with_timeout(cmd, env, cwd, timeout):

@@ -5,6 +5,11 @@ Every row is a generated suite of N tests split into classes of
 amortised as in a real suite.  Every test does the same work within a group
 -- the floors do nothing, the database rows insert one row and read it back
 -- so the rows differ only in the machinery around the test body.
+
+Two more groups are not per-test slopes and get tables of their own:
+``startup`` rows run one trivial test against a 20-table schema, cold (no
+schema template yet) and warm; ``parallel`` rows run one database-bound
+suite under nose2 serially and with ``-N 2``.
 """
 import json
 import os
@@ -80,6 +85,44 @@ OURS_TEST = '''    async def test_{i:05d}(self):
         assert row.email == "u{i}@example.com"
 '''
 
+# Start-up rows: one test, so the run is all provisioning (template, clone).
+STARTUP_TABLES = 20
+STARTUP_HEAD = ('from sqlalchemy import (Column, DateTime, ForeignKey, Integer, MetaData, '
+                'Numeric,\n                        String, Table)\n\n'
+                'from test_framework import SSotAsyncTestCase\n\n{schema}')
+STARTUP_CLASS = "\n\nclass TestStartup{c:03d}(SSotAsyncTestCase):\n    metadata = SCHEMA\n\n"
+STARTUP_TEST = ('    async def test_{i:05d}(self):\n'
+                '        assert await self.db.count_records("table_00") == 0\n')
+
+# Parallel rows: the reference body plus an aggregate the server computes
+# (about a millisecond), so database work, not the runner, dominates a test.
+PARALLEL_TEST = OURS_TEST + '''        total = await self.db.fetch_one(
+            "SELECT count(*) AS n FROM generate_series(1, 20000) AS g")
+        assert total.n == 20000
+'''
+NOSE2_PLUGINS = {"serial": "test_framework.nose2_plugin",
+                 "parallel": "nose2.plugins.mp\n          test_framework.nose2_plugin"}
+NOSE2_CONFIG = "[unittest]\nplugins = {plugins}\n\n[test-framework]\nalways-on = True\n"
+
+
+def wide_schema_source(n_tables):
+    """Python source of ``SCHEMA``, a MetaData of ``n_tables`` tables.
+
+    A few columns each, and every odd table references the one before it
+    through an indexed foreign key, so the template build runs the kinds of
+    DDL a real schema has (tables, constraints, indexes), not just tables.
+    """
+    tables = []
+    for i in range(n_tables):
+        parent = (f'\n    Column("parent_id", Integer, ForeignKey("table_{i - 1:02d}.id"), '
+                  'index=True),' if i % 2 else "")
+        tables.append(f'Table("table_{i:02d}", SCHEMA,\n'
+                      '    Column("id", Integer, primary_key=True),\n'
+                      '    Column("name", String(100), nullable=False),\n'
+                      '    Column("amount", Numeric(10, 2)),\n'
+                      f'    Column("created_at", DateTime(timezone=True)),{parent}\n)\n')
+    return "SCHEMA = MetaData()\n\n" + "\n".join(tables)
+
 
 @dataclass(frozen=True)
 class Template:
@@ -105,6 +148,7 @@ class Scenario:
     in_quick: bool = True
     leftover_dbs: tuple = ()          # names the parent checks for after a run
     setup_dbs: tuple = ()             # keys of SETUP_DBS created before timing
+    group: str = "per-test"           # per-test | startup | parallel: how it is measured
 
 
 @dataclass(frozen=True)
@@ -121,11 +165,13 @@ class Context:
 
 NAIVE_DB = "bench_naive"
 OURS_DB = "bench_ours"
+STARTUP_DB = "bench_startup"    # own name: cold runs drop its templates, no one else's
+PARALLEL_DB = "bench_parallel"
 # Databases the parent creates before timing (name -> SQL run inside it).  The
 # library is pointed at OURS_DB's server and makes its own throwaway database;
 # OURS_DB exists so the URL names a real database whatever the library does.
 SETUP_DBS = {NAIVE_DB: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
-             OURS_DB: None}
+             OURS_DB: None, STARTUP_DB: None, PARALLEL_DB: None}
 
 
 def _ours_pg_env(ctx):
@@ -147,6 +193,29 @@ def _ours(key, title, runner, isolation, env, postgres):
     return Scenario(key, title, runner, Template(OURS_HEAD, OURS_CLASS, OURS_TEST),
                     {"isolation": isolation}, env, postgres,
                     setup_dbs=(OURS_DB,) if postgres else ())
+
+
+def _logged(env):
+    """``env`` plus INFO logging: "built template" and "created test database"
+    lines let the parent check a cold run was cold and count databases."""
+    return lambda ctx: dict(env(ctx), TEST_FRAMEWORK_LOG_LEVEL="INFO")
+
+
+def _startup(key, title, postgres):
+    template = Template(STARTUP_HEAD, STARTUP_CLASS, STARTUP_TEST)
+    env = (lambda ctx: {"TEST_DATABASE_URL": ctx.url(STARTUP_DB)}) if postgres else _sqlite_env
+    return Scenario(key, title, "unittest", template,
+                    {"schema": wide_schema_source(STARTUP_TABLES)}, _logged(env), postgres,
+                    setup_dbs=(STARTUP_DB,) if postgres else (), group="startup")
+
+
+def _parallel(key, title):
+    files = {f"nose2-{mode}.cfg": NOSE2_CONFIG.format(plugins=plugins)
+             for mode, plugins in NOSE2_PLUGINS.items()}
+    template = Template(OURS_HEAD, OURS_CLASS, PARALLEL_TEST, files)
+    env = _logged(lambda ctx: {"TEST_DATABASE_URL": ctx.url(PARALLEL_DB)})
+    return Scenario(key, title, "nose2", template, {"isolation": "rollback"}, env,
+                    postgres=True, setup_dbs=(PARALLEL_DB,), group="parallel")
 
 
 def _django(key, title, base):
@@ -180,6 +249,9 @@ SCENARIOS = [
           "rollback", _ours_pg_env, True),
     _ours("ours-rollback-pg-pytest", "ours, rollback, PostgreSQL, pytest", "pytest",
           "rollback", _ours_pg_env, True),
+    _startup("startup-pg", f"start-up, {STARTUP_TABLES} tables, PostgreSQL", True),
+    _startup("startup-sqlite", f"start-up, {STARTUP_TABLES} tables, SQLite", False),
+    _parallel("parallel-nose2-pg", "nose2 serial vs -N 2, PostgreSQL"),
 ]
 
 MEMORY_SCENARIOS = [

@@ -45,9 +45,7 @@ async def _run(backend, args) -> int:
     try:
         records = await backend.list_databases()
     except Exception as exc:
-        print(f"error: cannot reach {backend.masked_url} (from {backend.source}): "
-              f"{type(exc).__name__}: {exc}; {backend.explain_connect_error(exc)}",
-              file=sys.stderr)
+        print(f"error: {backend.describe_unreachable(exc)}", file=sys.stderr)
         return 2
     if args.command == "list":
         for record in records:
