@@ -5,6 +5,7 @@ a failed row shows its error in the table instead of aborting the run, so
 one broken scenario never hides the numbers of the others.
 """
 import argparse
+import os
 import re
 import sys
 import time
@@ -14,7 +15,7 @@ from .bench import Benchmark, Options
 from .harness import Interrupted, Progress
 from .scenarios import SCENARIOS
 
-QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0, warmup=False)
+QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0, warmup=False, parallel_tests=200)
 
 
 def parse_args(argv):
@@ -76,7 +77,7 @@ def main(argv=None):
         return 0 if selected else 2
     opts = options_from(args)
     progress = Progress()
-    started = time.time()
+    started, load_at_start = time.time(), os.getloadavg()
     try:
         rows, memory = Benchmark(selected, opts, progress).run()
     except (Interrupted, KeyboardInterrupt):
@@ -85,7 +86,9 @@ def main(argv=None):
     doc = report.build(rows, memory, opts, {
         "quick": args.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z",
                                                       time.localtime(started)),
-        "duration_s": round(time.time() - started, 1)})
+        "duration_s": round(time.time() - started, 1),
+        # the machine may be shared: say how busy it was
+        "loadavg": {"start": load_at_start, "end": os.getloadavg()}})
     report.write_json(doc, args.json)
     print(report.table(doc))
     progress(f"results written to {args.json}")

@@ -7,12 +7,17 @@ so numbers from different machines compare through the ratio.  ``fixed``
 is the per-run overhead left after the slope (throwaway database, schema,
 first connection); ``conn/1k tests`` is the slope of client-side connection
 counts (see ``child.ConnectionCounter``) scaled to 1,000 tests.
+
+The start-up and parallel groups are whole runs, not slopes, so they get
+their own small tables and JSON lists (``startup``, ``parallel``): medians,
+extremes and the ratio of the two medians (cold/warm, serial/parallel).
 """
 import json
 import platform
 import sys
 
 from .harness import summarise
+from .parallel import WORKERS
 from .scenarios import REFERENCE_KEY, TESTS_PER_CLASS
 
 MB = 1024 * 1024
@@ -34,7 +39,9 @@ def package_versions():
 
 def build(rows, memory, options, meta):
     """The JSON-ready result document."""
-    out_rows = [_row_dict(row) for row in rows]
+    out_rows = [_row_dict(row) for row in rows if row.scenario.group == "per-test"]
+    startup = [_startup_dict(row) for row in rows if row.scenario.group == "startup"]
+    parallel = [_parallel_dict(row, options) for row in rows if row.scenario.group == "parallel"]
     ref = next((r for r in out_rows if r["key"] == REFERENCE_KEY and r["status"] == "ok"), None)
     for r in out_rows:
         ok = ref and r["status"] == "ok"
@@ -45,13 +52,36 @@ def build(rows, memory, options, meta):
                      sizes=list(options.sizes), repeats=options.repeats,
                      tests_per_class=TESTS_PER_CLASS, reference=REFERENCE_KEY,
                      packages=package_versions(),
+                     parallel_tests=options.parallel_tests,
                      method="per-test cost = (t_large - t_small) / (n_large - n_small), "
-                            "time measured inside each child around the test run"),
+                            "time measured inside each child around the test run",
+                     startup_method="one-test suite timed inside the child around the test "
+                                    "run (provisioning included); cold = no schema template, "
+                                    "warm = the template the cold run built",
+                     parallel_method="whole nose2 run timed by the parent, process start to "
+                                     f"exit, serially and with -N {WORKERS}"),
         "rows": out_rows,
+        "startup": startup,
+        "parallel": parallel,
         "memory": [_memory_dict(m) for m in memory],
-        "failed": any(r["status"] != "ok" for r in out_rows)
+        "failed": any(r["status"] != "ok" for r in out_rows + startup + parallel)
                   or any(m["status"] != "ok" for m in memory),
     }
+
+
+def _common(row):
+    """What every group's JSON row starts with; no measurement means failed."""
+    s = row.scenario
+    return {"key": s.key, "title": s.title, "runner": s.runner,
+            "status": row.status if row.runs or row.status != "ok" else "failed",
+            "error": row.error, "warnings": row.warnings}
+
+
+def _ratio(numerator, denominator):
+    """Ratio of two summaries' medians (None when either is missing)."""
+    if not numerator or not denominator or denominator["median"] <= 0:
+        return None
+    return numerator["median"] / denominator["median"]
 
 
 def _row_dict(row):
@@ -59,15 +89,38 @@ def _row_dict(row):
     runs = row.runs
     per_test = summarise([1000 * r["per_test_s"] for r in runs])
     return {
-        "key": s.key, "title": s.title, "runner": s.runner,
-        "status": row.status if runs or row.status != "ok" else "failed",
-        "error": row.error, "warnings": row.warnings,
+        **_common(row),
         "per_test_ms": per_test,
         "fixed_ms": summarise([1000 * r["fixed_s"] for r in runs]),
         "connections_per_1000_tests": (summarise([r["connections_per_1000"] for r in runs])
                                        if s.postgres else None),
         "runs": runs,
     }
+
+
+def _startup_dict(row):
+    runs = row.runs
+    cold = summarise([1000 * r["cold_s"] for r in runs])
+    warm = summarise([1000 * r["warm_s"] for r in runs])
+    return {**_common(row), "cold_ms": cold, "warm_ms": warm,
+            "cold_over_warm": _ratio(cold, warm),
+            "cold_over_warm_per_repeat": summarise([r["cold_over_warm"] for r in runs]),
+            "connections": runs[-1]["connections"] if runs and row.scenario.postgres else None,
+            "runs": runs}
+
+
+def _parallel_dict(row, options):
+    runs = row.runs
+    serial = summarise([r["serial_s"] for r in runs])
+    parallel = summarise([r["parallel_s"] for r in runs])
+    return {**_common(row), "n_tests": options.parallel_tests, "workers": WORKERS,
+            "serial_s": serial, "parallel_s": parallel,
+            "serial_over_parallel": _ratio(serial, parallel),
+            "serial_over_parallel_per_repeat": summarise(
+                [r["serial_over_parallel"] for r in runs]),
+            "databases": {"serial": sorted({r["databases"][0] for r in runs}),
+                          "parallel": sorted({r["databases"][1] for r in runs})},
+            "runs": runs}
 
 
 def _memory_dict(entry):
@@ -90,14 +143,23 @@ def _fmt(value, spec):
 
 
 def table(doc):
-    """Fixed-width text: one line per row, failed rows carry their error."""
+    """Fixed-width text, one small table per group; failed rows carry their error."""
+    sections = [_per_test_lines(doc["rows"]), _startup_lines(doc["startup"]),
+                _parallel_lines(doc["parallel"], doc["meta"]), _memory_lines(doc["memory"]),
+                _load_lines(doc["meta"])]
+    return "\n\n".join("\n".join(lines) for lines in sections if lines)
+
+
+def _per_test_lines(rows):
+    if not rows:
+        return []
     lines = [f"{'scenario':<42} {'runner':<8} {'median':>8} {'min':>8} {'max':>8} "
              f"{'x ref':>6} {'fixed':>8} {'conn/1k':>8}",
              f"{'':<42} {'':<8} {'ms/test':>8} {'ms/test':>8} {'ms/test':>8} "
              f"{'':>6} {'ms/run':>8} {'tests':>8}"]
     lines.append("-" * len(lines[0]))
-    for r in doc["rows"]:
-        head = f"{r['title'][:42]:<42} {r['runner']:<8} "
+    for r in rows:
+        head = _head(r)
         if r["status"] != "ok":
             lines.append(head + "FAILED: " + (r["error"] or "no measurement"))
             continue
@@ -107,14 +169,83 @@ def table(doc):
                      f"{r['fixed_ms']['median']:>8.1f} "
                      f"{_fmt(conns and conns['median'], '>8.1f')}")
         lines.extend(f"{'':<4}note: {w}" for w in r["warnings"])
-    lines.extend(_memory_lines(doc["memory"]))
-    return "\n".join(lines)
+    return lines
+
+
+def _head(row):
+    return f"{row['title'][:42]:<42} {row['runner']:<8} "
+
+
+def _pair_table(rows, *, title, first, second, ratio, note, spec):
+    """Two whole-run measurements side by side (median, min, max each), their
+    ratio and a sanity column.
+
+    ``first``/``second`` are (JSON key, header); ``ratio`` is (JSON key, two
+    header lines); ``note`` is (function of the row, two header lines).
+    """
+    (key1, head1), (key2, head2) = first, second
+    ratio_key, ratio_head = ratio[0], ratio[1:]
+    note_of, note_head = note[0], note[1:]
+    lines = [f"{title:<42} {'runner':<8} " + " ".join([f"{head1:>8}"] * 3 + [f"{head2:>8}"] * 3)
+             + f" {ratio_head[0]:>6} {note_head[0]:>7}",
+             f"{'':<42} {'':<8} " + " ".join(f"{h:>8}" for h in ("median", "min", "max") * 2)
+             + f" {ratio_head[1]:>6} {note_head[1]:>7}"]
+    lines.append("-" * len(lines[0]))
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(_head(r) + "FAILED: " + (r["error"] or "no measurement"))
+            continue
+        cells = [format(r[key][stat], spec) for key in (key1, key2)
+                 for stat in ("median", "min", "max")]
+        lines.append(_head(r) + " ".join(cells)
+                     + f" {_fmt(r[ratio_key], '>6.2f')} {note_of(r):>7}")
+        lines.extend(f"{'':<4}note: {w}" for w in r["warnings"])
+    return lines
+
+
+def _startup_lines(rows):
+    if not rows:
+        return []
+    return _pair_table(rows, title="start-up: run of 1 test, ms", spec=">8.1f",
+                       first=("cold_ms", "cold"), second=("warm_ms", "warm"),
+                       ratio=("cold_over_warm", "cold/", "warm"),
+                       note=(_connections_note, "conn", "c/w"))
+
+
+def _connections_note(row):
+    """Server connections of the cold and the warm run ("-" on SQLite)."""
+    return "/".join(map(str, row["connections"])) if row["connections"] else "-"
+
+
+def _parallel_lines(rows, meta):
+    if not rows:
+        return []
+    return _pair_table(rows, title=f"parallel: run of {meta['parallel_tests']} tests, s",
+                       spec=">8.2f", first=("serial_s", "serial"),
+                       second=("parallel_s", f"-N {WORKERS}"),
+                       ratio=("serial_over_parallel", "ser/", "par"),
+                       note=(_databases_note, "DBs", "s/p"))
+
+
+def _databases_note(row):
+    """Databases created serially / in parallel; "1/2" means each worker had its own."""
+    return "/".join(",".join(map(str, row["databases"][mode]))
+                    for mode in ("serial", "parallel"))
+
+
+def _load_lines(meta):
+    load = meta.get("loadavg")
+    if not load:
+        return []
+    return ["load average (1, 5, 15 min): "
+            + ", ".join(f"{when} {' '.join(f'{v:.2f}' for v in values)}"
+                        for when, values in load.items())]
 
 
 def _memory_lines(memory):
     if not memory:
         return []
-    lines = ["", f"{'memory (RSS around the run)':<42} {'tests':>7} {'start MB':>9} "
+    lines = [f"{'memory (RSS around the run)':<42} {'tests':>7} {'start MB':>9} "
                  f"{'end MB':>9} {'growth MB':>10} {'KB/1k tests':>12}"]
     for m in memory:
         head = f"{m['title'][:42]:<42} {m['n_tests']:>7} "

@@ -20,24 +20,23 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Mapping
 
-from sqlalchemy import MetaData, Table, func, insert, inspect, select, table, text
+from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
-from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.sql.expression import Executable
 
-from test_framework.errors import CleanupError, ConfigurationError, QueryGuardError
+from test_framework.errors import CleanupError, QueryGuardError
 from test_framework.log import get_logger
 from test_framework.provision import require_test_database
 from test_framework.ssot.factories import create_row
-from test_framework.ssot.query_capture import framework_statements
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
+from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, checked_values,
+                                        require_primary_key, table_mapping)
 from test_framework.ssot.tracking import RowTracker
 
 __all__ = ["AsyncTestDatabase", "DEFAULT_TABLES"]
 
 logger = get_logger(__name__)
-DEFAULT_TABLES = {"user": "users", "thread": "threads", "message": "messages"}
 
 
 class AsyncTestDatabase:
@@ -48,7 +47,7 @@ class AsyncTestDatabase:
                  delete_rows_on_cleanup: bool = True,
                  hold_read_transactions: bool = False) -> None:
         self.session = session
-        self.tables = _table_mapping(tables)
+        self.tables = table_mapping(tables)
         self.metadata = metadata
         self.autocommit = autocommit
         self.delete_rows_on_cleanup = delete_rows_on_cleanup
@@ -56,8 +55,7 @@ class AsyncTestDatabase:
         self._tracker = RowTracker(session)
         self._transactions: list[AsyncSessionTransaction] = []
         self._autobegun: object | None = None
-        self._reflected: dict[str, Table] = {}
-        self._existing_tables: set[str] = set()
+        self._tables = TableLookup(session, metadata)
 
     def __repr__(self) -> str:
         return (f"<AsyncTestDatabase tracked={len(self.tracked_rows)} "
@@ -93,10 +91,10 @@ class AsyncTestDatabase:
     async def create(self, table_name: str, data: Mapping[str, Any] | None = None) -> Row:
         """Insert one row into ``table_name`` and track it; return it with all columns."""
         async with self._statement(write=True):
-            target = await self._table(table_name)
-            values = _checked_values(target, data or {})
+            target = await self._tables.get(table_name)
+            values = checked_values(target, data or {})
             if self.delete_rows_on_cleanup:
-                _require_primary_key(target)
+                require_primary_key(target)
             row = (await self._execute(insert(target).values(values).returning(*target.c))).one()
             if self.delete_rows_on_cleanup:
                 self._tracker.track(target, tuple(
@@ -133,7 +131,7 @@ class AsyncTestDatabase:
                 f"count_records({table_name!r}) got params {sorted(params)} but no where_clause "
                 "to use them in; pass a condition such as 'email = :email'")
         async with self._statement(write=False):
-            await self._require_table(table_name)
+            await self._tables.require(table_name)
             query = select(func.count()).select_from(table(name, schema=schema))
             if condition:
                 query = query.where(text(f"({condition})"))
@@ -142,15 +140,12 @@ class AsyncTestDatabase:
     async def table(self, table_name: str) -> Table:
         """Return the ``Table`` the helpers use for a name (from ``metadata``, else reflected)."""
         async with self._statement(write=False):
-            return await self._table(table_name)
+            return await self._tables.get(table_name)
 
     async def table_exists(self, table_name: str) -> bool:
         """Return whether the table exists (``schema.table`` allowed where schemas exist)."""
-        schema, name = split_table_name(table_name)
         async with self._statement(write=False):
-            connection = await self.session.connection()
-            return await connection.run_sync(
-                lambda sync: inspect(sync).has_table(name, schema=schema))
+            return await self._tables.exists(table_name)
 
     # -- transactions ----------------------------------------------------------------
 
@@ -256,40 +251,6 @@ class AsyncTestDatabase:
             logger.debug("statement failed: %s (%s: %s)", statement, type(exc).__name__, exc)
             raise
 
-    async def _table(self, table_name: str) -> Table:
-        """Return the Table for a name: from ``metadata`` if it has it, else reflected."""
-        split_table_name(table_name)
-        if self.metadata is not None and table_name in self.metadata.tables:
-            return self.metadata.tables[table_name]
-        if table_name not in self._reflected:
-            schema, name = split_table_name(table_name)
-            connection = await self.session.connection()
-            try:
-                with framework_statements():
-                    self._reflected[table_name] = await connection.run_sync(
-                        lambda sync: Table(name, MetaData(), schema=schema, autoload_with=sync))
-            except NoSuchTableError:
-                raise QueryGuardError(await self._no_such_table(table_name)) from None
-        return self._reflected[table_name]
-
-    async def _require_table(self, table_name: str) -> None:
-        if table_name in self._existing_tables:
-            return
-        with framework_statements():
-            exists = await self.table_exists(table_name)
-        if not exists:
-            raise QueryGuardError(await self._no_such_table(table_name))
-        self._existing_tables.add(table_name)
-
-    async def _no_such_table(self, table_name: str) -> str:
-        schema, _ = split_table_name(table_name)
-        connection = await self.session.connection()
-        with framework_statements():
-            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names(schema))
-        return (f"table {table_name!r} does not exist in the test database; existing tables: "
-                f"{sorted(names) or 'none'}. Check the name, or add the table to the test "
-                "class's metadata so the framework creates it")
-
     def _pop_transaction(self, transaction):
         if transaction is None:
             return self._transactions.pop() if self._transactions else None
@@ -300,35 +261,3 @@ class AsyncTestDatabase:
 
 def _as_statement(query: str | Executable) -> Executable:
     return text(query) if isinstance(query, str) else query
-
-
-def _table_mapping(tables: Mapping[str, str] | None) -> dict[str, str]:
-    mapping = dict(DEFAULT_TABLES)
-    for kind, name in (tables or {}).items():
-        if kind not in DEFAULT_TABLES:
-            raise ConfigurationError(
-                f"tables has key {kind!r}; the keys are {sorted(DEFAULT_TABLES)}, "
-                "e.g. tables={'user': 'accounts'}")
-        split_table_name(name)
-        mapping[kind] = name
-    return mapping
-
-
-def _checked_values(target: Table, data: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise QueryGuardError(
-            f"row data for {target.fullname!r} is a {type(data).__name__}; pass a dict of "
-            f"column values, columns: {[c.name for c in target.columns]}")
-    unknown = sorted(set(data) - set(target.columns.keys()))
-    if unknown:
-        raise QueryGuardError(
-            f"table {target.fullname!r} has no column(s) {unknown}; its columns are "
-            f"{[c.name for c in target.columns]}")
-    return dict(data)
-
-
-def _require_primary_key(target: Table) -> None:
-    if not target.primary_key.columns:
-        raise QueryGuardError(
-            f"table {target.fullname!r} has no primary key, so its rows cannot be found again "
-            "for cleanup; add a primary key, or use isolation = 'rollback'")

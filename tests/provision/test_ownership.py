@@ -2,11 +2,9 @@
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
-import unittest
 from pathlib import Path
 
 from sqlalchemy.engine import make_url

@@ -59,7 +59,6 @@ class DropsNewTemplates(unittest.TestCase):
 
     def table_family(self, name: str) -> bool:
         """Only templates of this test's own schema (other runs may build theirs now)."""
-        from test_framework.provision.schema import MetadataSchema
         from tests.provision.child import schema
         identities = {schema(self.table, extra).identity[:6] for extra in (False, True)}
         return any(f"_{identity}_" in name for identity in identities)

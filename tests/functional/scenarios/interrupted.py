@@ -1,7 +1,6 @@
 """A long suite that signals its own readiness, for the Ctrl-C test to interrupt."""
 
 import asyncio
-import os
 import sys
 
 from test_framework import SSotAsyncTestCase
