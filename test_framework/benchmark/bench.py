@@ -138,7 +138,7 @@ class Benchmark:
             row.fail(f"harness error: {exc!r}")
 
     def _measure_per_test(self, row, repeat):
-        """The slope between a small and a large suite (see ``harness``)."""
+        """Measure the slope between a small and a large suite (see ``harness``)."""
         n_small, n_large = self.options.sizes
         small = self.run_suite(row, n_small, f"repeat {repeat}/{self.options.repeats}")
         large = self.run_suite(row, n_large, f"repeat {repeat}/{self.options.repeats}")
@@ -168,7 +168,7 @@ class Benchmark:
         return run
 
     def env_for(self, row, suite_dir, *, cache_dir=None):
-        """The child environment; ``cache_dir`` replaces the run-wide SQLite cache."""
+        """Build the child's environment; ``cache_dir`` replaces the run-wide SQLite cache."""
         return scenarios.child_env(row.scenario, self.ctx, REPO_ROOT, suite_dir,
                                    cache_dir or self.tmp / "cache")
 

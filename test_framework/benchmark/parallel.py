@@ -26,7 +26,7 @@ ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception)\b.*$", re.MULTILINE)
 
 
 def warm_up(bench, row):
-    """One untimed serial run builds the schema template both modes clone."""
+    """Build the schema template both modes clone, in one untimed serial run."""
     run_nose2(bench, row, 0, "warm-up, untimed")
 
 

@@ -70,7 +70,7 @@ def build(rows, memory, options, meta):
 
 
 def _common(row):
-    """What every group's JSON row starts with; no measurement means failed."""
+    """Return the fields every group's JSON row starts with; no measurement is a failure."""
     s = row.scenario
     return {"key": s.key, "title": s.title, "runner": s.runner,
             "status": row.status if row.runs or row.status != "ok" else "failed",
@@ -78,7 +78,7 @@ def _common(row):
 
 
 def _ratio(numerator, denominator):
-    """Ratio of two summaries' medians (None when either is missing)."""
+    """Divide two summaries' medians (None when either is missing)."""
     if not numerator or not denominator or denominator["median"] <= 0:
         return None
     return numerator["median"] / denominator["median"]
@@ -177,8 +177,8 @@ def _head(row):
 
 
 def _pair_table(rows, *, title, first, second, ratio, note, spec):
-    """Two whole-run measurements side by side (median, min, max each), their
-    ratio and a sanity column.
+    """Lay out two whole-run measurements side by side (median, min, max each),
+    their ratio and a sanity-check column.
 
     ``first``/``second`` are (JSON key, header); ``ratio`` is (JSON key, two
     header lines); ``note`` is (function of the row, two header lines).
@@ -213,7 +213,7 @@ def _startup_lines(rows):
 
 
 def _connections_note(row):
-    """Server connections of the cold and the warm run ("-" on SQLite)."""
+    """Show the server connections of the cold and the warm run ("-" on SQLite)."""
     return "/".join(map(str, row["connections"])) if row["connections"] else "-"
 
 
@@ -228,7 +228,7 @@ def _parallel_lines(rows, meta):
 
 
 def _databases_note(row):
-    """Databases created serially / in parallel; "1/2" means each worker had its own."""
+    """Show databases made serially / in parallel: "1/2" means each worker had its own."""
     return "/".join(",".join(map(str, row["databases"][mode]))
                     for mode in ("serial", "parallel"))
 

@@ -106,7 +106,7 @@ NOSE2_CONFIG = "[unittest]\nplugins = {plugins}\n\n[test-framework]\nalways-on =
 
 
 def wide_schema_source(n_tables):
-    """Python source of ``SCHEMA``, a MetaData of ``n_tables`` tables.
+    """Write the Python source of ``SCHEMA``, a MetaData of ``n_tables`` tables.
 
     A few columns each, and every odd table references the one before it
     through an indexed foreign key, so the template build runs the kinds of
@@ -196,8 +196,8 @@ def _ours(key, title, runner, isolation, env, postgres):
 
 
 def _logged(env):
-    """``env`` plus INFO logging: "built template" and "created test database"
-    lines let the parent check a cold run was cold and count databases."""
+    """Add INFO logging to ``env``: the "built template" and "created test
+    database" lines let the parent check a cold run was cold and count databases."""
     return lambda ctx: dict(env(ctx), TEST_FRAMEWORK_LOG_LEVEL="INFO")
 
 

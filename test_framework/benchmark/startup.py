@@ -27,7 +27,7 @@ BUILT = re.compile(r"built template (\S+)")
 
 
 def measure(bench, row, repeat):
-    """One cold run then one warm run; the warm one reuses what the cold one built."""
+    """Run the suite cold, then warm: the warm run clones the template the cold one built."""
     label = f"repeat {repeat}/{bench.options.repeats}"
     cache_dir = _make_cold(bench, row)
     try:
@@ -45,7 +45,7 @@ def measure(bench, row, repeat):
 
 
 def templates_built(run):
-    """Distinct templates a child's log says it built (a runner may echo lines)."""
+    """Count the distinct templates a child's log says it built (a runner may echo lines)."""
     return len(set(BUILT.findall(run.log)))
 
 
