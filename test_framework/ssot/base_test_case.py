@@ -164,6 +164,20 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
         self._ssot_resources.current_metrics = None
         await self._ssot_resources.isolation.end_test(sessions)
 
+    # -- class-level shared data (Django's setUpTestData) -------------------------
+
+    @classmethod
+    async def asyncSetUpTestData(cls, db) -> None:
+        """Override to create rows once per class; ``db`` is an ``AsyncTestDatabase``.
+
+        Every test sees the rows and may change them; each test's changes are
+        undone (a savepoint per test on top of a class transaction), and the
+        rows are gone after the class. Rollback isolation only. Keep what you
+        need on ``cls`` (rows are immutable, so tests cannot share mutations).
+        """
+
+    asyncSetUpTestData.__func__._ssot_default = True
+
     # -- xunit-style hooks, as in the original framework --------------------------
 
     def setup_method(self, method: Callable | None = None) -> None:

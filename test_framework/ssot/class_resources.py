@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from test_framework.backends import backend_for
 from test_framework.config import database_url_for, project_settings
 from test_framework.engines import create_engine
-from test_framework.errors import DatabaseUnavailableError
+from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 from test_framework.log import get_logger
 from test_framework.provision import (build_memory_schema, drop_database,
                                       provisioned_database)
@@ -35,6 +35,7 @@ class ClassResources:
         self.url_setting = database_url_for(test_class)
         self.isolation_class = isolation_class(test_class)
         self.schema = schema_for(test_class)
+        self.class_data = self._class_data_hook()
         self.metadata = self.schema.metadata if self.schema else None
         self.backend = None
         self.database = None
@@ -65,7 +66,20 @@ class ClassResources:
         self.isolation = self.isolation_class(
             self.engine, backend=self.backend, metadata=self.metadata,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
-            or settings.leftover_rows.value)
+            or settings.leftover_rows.value, class_data=self.class_data)
+
+    def _class_data_hook(self):
+        """The class's ``asyncSetUpTestData``, if it overrides the framework's empty one."""
+        hook = getattr(self.test_class, "asyncSetUpTestData", None)
+        if hook is None or getattr(hook, "_ssot_default", False):
+            return None
+        if not self.isolation_class.supports_class_data:
+            raise ConfigurationError(
+                f"{self.test_class.__qualname__}.asyncSetUpTestData needs isolation = "
+                f"'rollback' (a class transaction with a savepoint per test undoes each "
+                f"test's changes); the class uses {self.isolation_class.name!r}. Create the "
+                "rows in asyncSetUp instead, or switch modes")
+        return hook
 
     async def aclose(self) -> None:
         """Release the class's connection, dispose of its engine, drop a private database."""

@@ -47,17 +47,30 @@ class RollbackIsolation:
 
     name = "rollback"
     private_database = False
+    supports_class_data = True
 
-    def __init__(self, engine: AsyncEngine, *, backend=None, **_options) -> None:
+    def __init__(self, engine: AsyncEngine, *, backend=None, class_data=None,
+                 **_options) -> None:
         self.engine = engine
         self.backend = backend
+        self.class_data = class_data
         self._connection: AsyncConnection | None = None
+        self._class_transaction: AsyncTransaction | None = None
 
     async def begin_test(self, **helper_options) -> TestSessions:
+        """Open the test's outer transaction, or, with class data, its savepoint."""
         if not self._connection_usable():
             await self._discard_connection(broken=True)
             self._connection = await self.engine.connect()
-        outer = await self._connection.begin()
+        if self.class_data is not None and self._class_transaction is None:
+            await self._create_class_data(helper_options)
+        if self._class_transaction is not None:
+            outer = await self._connection.begin_nested()
+        else:
+            outer = await self._connection.begin()
+        return self._sessions(outer, helper_options)
+
+    def _sessions(self, outer: AsyncTransaction | None, helper_options: dict) -> TestSessions:
         factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
                                         join_transaction_mode="create_savepoint",
                                         one_task_at_a_time=True)
@@ -65,6 +78,20 @@ class RollbackIsolation:
         db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
                                hold_read_transactions=True, **helper_options)
         return TestSessions(session, factory, db, outer)
+
+    async def _create_class_data(self, helper_options: dict) -> None:
+        """Run the class's data hook once, inside a transaction that lasts for the class.
+
+        Each test then runs in a savepoint on top of it, so what a test changes
+        is undone and the class's rows stay; the class transaction is rolled
+        back when the class ends (or redone if the connection was replaced).
+        """
+        self._class_transaction = await self._connection.begin()
+        sessions = self._sessions(None, helper_options)
+        try:
+            await self.class_data(sessions.db)
+        finally:
+            await sessions.session_factory.close_all()
 
     async def end_test(self, sessions: TestSessions) -> None:
         """Roll back first: one round trip undoes every write and savepoint of the test.
@@ -78,6 +105,10 @@ class RollbackIsolation:
             await self._discard_connection(broken=True)
             return
         try:
+            if self._class_transaction is not None:
+                # The test's own savepoint: its sessions' savepoints are closed first.
+                await sessions.session_factory.close_all()
+                await sessions.db.cleanup()
             if sessions.outer.is_active:
                 await sessions.outer.rollback()
             await sessions.session_factory.close_all()
@@ -101,7 +132,11 @@ class RollbackIsolation:
         return self.backend is None or not self.backend.connection_is_closed(driver)
 
     async def _discard_connection(self, *, broken: bool = False) -> None:
-        """Return the connection to the pool, or, if broken, close it for good."""
+        """Return the connection to the pool, or, if broken, close it for good.
+
+        Either way the class transaction (and its class data) ends with it.
+        """
+        self._class_transaction = None
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -120,6 +155,7 @@ class CommitIsolation:
 
     name = "commit"
     private_database = False
+    supports_class_data = False
 
     def __init__(self, engine: AsyncEngine, *, metadata: MetaData | None = None,
                  leftover_rows: str = "warn", **_options) -> None:
