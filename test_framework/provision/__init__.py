@@ -54,7 +54,7 @@ class ProvisionedDatabase:
 
 _databases: dict[tuple, ProvisionedDatabase] = {}
 _private: list[ProvisionedDatabase] = []
-_failures: dict[tuple, str] = {}
+_failures: dict[tuple | str, Exception] = {}
 _reaped_servers: set[str] = set()
 _exit_hook_registered = False
 
@@ -81,15 +81,16 @@ async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
     """
     server = backend.url.render_as_string(hide_password=False)
     key = (server, schema.fingerprint(backend.dialect) if schema else None, keep)
-    if key in _failures:
-        raise DatabaseUnavailableError(_failures[key])
+    for failed in (key, server):  # an unreachable server fails every schema at once
+        if failed in _failures:
+            raise DatabaseUnavailableError(_explain(backend, _failures[failed]))
     if key in _databases and not private:
         return _databases[key]
     try:
         database = await _provision(backend, schema, server, keep=keep and not private)
     except Exception as exc:
-        _failures[key] = _explain_failure(backend, exc)
-        raise DatabaseUnavailableError(_failures[key]) from exc
+        _failures[key if isinstance(exc, SchemaBuildError) else server] = exc
+        raise DatabaseUnavailableError(_explain(backend, exc)) from exc
     if private:
         _private.append(database)
     else:
@@ -192,7 +193,8 @@ def drop_databases_now() -> None:
         _databases.clear()
 
 
-def _explain_failure(backend: Backend, exc: Exception) -> str:
+def _explain(backend: Backend, exc: Exception) -> str:
+    """Say where (this class's URL and its source) and why; remembered failures too."""
     where = f"{backend.masked_url} (from {backend.source})"
     if isinstance(exc, SchemaBuildError):
         return f"cannot prepare a test database on {where}: {exc}"

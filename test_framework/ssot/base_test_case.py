@@ -21,6 +21,7 @@ from sqlalchemy import MetaData
 from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
 from test_framework.errors import DatabaseUnavailableError
+from test_framework.provision import drop_databases_now
 from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
 from test_framework.sharding import shard_skip_reason
 from test_framework.skips import early_skip_reason, server_skip_reason
@@ -37,6 +38,7 @@ __unittest = True  # keep these frames out of users' failure tracebacks
 
 framework_logger = get_logger("test_framework.lifecycle")
 XUNIT_HOOKS = ("setup_method", "teardown_method")
+SET_UP_ATTRIBUTES = {"db", "session", "session_factory", "engine", "logger"}
 
 
 class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
@@ -78,8 +80,9 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
             return super().run(result)
         except KeyboardInterrupt:
             # Ctrl-C skips the suite's class teardown: release the loop, engine and
-            # connection now, so exit drops the database without a warning storm.
+            # connection now, and drop the databases (a nose2 worker never runs atexit).
             type(self).doClassCleanups()
+            drop_databases_now()
             raise
         finally:
             current_test_id.reset(token)
@@ -114,9 +117,6 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
         check_coverage_concurrency()
         self._ssot_timer = timer_for(self.id())
         self._ssot_started = time.perf_counter()
-        self._ssot_metrics = CapturingMetrics()
-        self._ssot_environment = EnvironmentChanges()
-        self.addCleanup(self._ssot_environment.restore)
         self.logger = get_logger(f"test_framework.cases.{type(self).__module__}."
                                  f"{type(self).__qualname__}")
         framework_logger.debug("start %s", self.id())
@@ -151,7 +151,8 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
         finally:
             self.teardown_method(getattr(self, self._testMethodName, None))
             framework_logger.debug("end %s in %.2f ms", self.id(),
-                                   (time.perf_counter() - self._ssot_started) * 1000)
+                                   (time.perf_counter() - getattr(self, "_ssot_started", 0))
+                                   * 1000)
             self._ssot_timer.lap("teardown")
 
     async def _ssot_release(self) -> None:
@@ -163,6 +164,32 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
         await cancel_other_tasks(self.id())
         self._ssot_resources.current_metrics = None
         await self._ssot_resources.isolation.end_test(sessions)
+
+    # -- per-test state, made on first use --------------------------------------
+    # pytest calls setup_method before setUp, so helpers used there must not
+    # depend on asyncSetUp having run.
+
+    @property
+    def _ssot_metrics(self) -> CapturingMetrics:
+        if "_ssot_metrics_state" not in self.__dict__:
+            self.__dict__["_ssot_metrics_state"] = CapturingMetrics()
+        return self.__dict__["_ssot_metrics_state"]
+
+    @property
+    def _ssot_environment(self) -> EnvironmentChanges:
+        if "_ssot_environment_state" not in self.__dict__:
+            self.__dict__["_ssot_environment_state"] = EnvironmentChanges()
+            self.addCleanup(self.__dict__["_ssot_environment_state"].restore)
+        return self.__dict__["_ssot_environment_state"]
+
+    def __getattr__(self, name: str):
+        """Explain the attributes asyncSetUp makes, when it did not run."""
+        if name in SET_UP_ATTRIBUTES:
+            raise AttributeError(
+                f"self.{name} is made by the framework's asyncSetUp, which did not run for "
+                f"{self.id()}: an overriding asyncSetUp (or setUp in a sync class) must call "
+                "await super().asyncSetUp() (or super().setUp()) first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- class-level shared data (Django's setUpTestData) -------------------------
 

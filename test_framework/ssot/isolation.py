@@ -169,8 +169,13 @@ class CommitIsolation:
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
     async def end_test(self, sessions: TestSessions) -> None:
-        """Delete the rows the test made (and commit), close its sessions, look for leftovers."""
+        """Close the app's sessions, delete the rows the test made, look for leftovers.
+
+        The app's sessions go first: one left open may hold locks on the very
+        rows cleanup deletes (its uncommitted work is rolled back).
+        """
         try:
+            await sessions.session_factory.close_all(keep=sessions.session)
             await sessions.db.cleanup()
         finally:
             await sessions.session_factory.close_all()

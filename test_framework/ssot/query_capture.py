@@ -164,12 +164,11 @@ class QueryAssertions:
         return NumQueriesAssertion(metrics, expected, self, msg)
 
     def _ssot_capturing_metrics(self, caller: str) -> CapturingMetrics:
-        metrics = getattr(self, "_ssot_metrics", None)
-        if not isinstance(metrics, CapturingMetrics):
+        if getattr(self, "_ssot_sessions", None) is None:  # statements reach us only then
             raise TestFrameworkError(
                 f"{caller} was used before the test's database was set up; use it inside "
                 "a test method, or in asyncSetUp/setUp after calling super()")
-        return metrics
+        return self._ssot_metrics
 
 
 def failure_message(test: unittest.TestCase, msg: str | None, standard: str) -> str:

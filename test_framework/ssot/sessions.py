@@ -40,9 +40,12 @@ class RecordingSessionmaker(async_sessionmaker):
         self.sessions.append(session)
         return session
 
-    async def close_all(self) -> None:
-        while self.sessions:
-            await self.sessions.pop().close()
+    async def close_all(self, *, keep: AsyncSession | None = None) -> None:
+        """Close every session made here (but ``keep``), newest first."""
+        for session in reversed(list(self.sessions)):
+            if session is not keep:
+                self.sessions.remove(session)
+                await session.close()
 
     def _check_one_task(self, session, transaction, connection) -> None:
         task = asyncio.current_task()

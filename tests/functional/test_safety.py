@@ -53,3 +53,12 @@ class TestInterrupt(unittest.TestCase):
         self.assertEqual(left, set(), "databases dropped after Ctrl-C")
         if backend_name() == "sqlite":
             self.assertFalse(os.path.exists(database.split("///", 1)[1]), database)
+
+
+class TestUnreachableUnderPytest(unittest.TestCase):
+    def test_pytest_session_stops_after_the_first_error(self):
+        run = run_suite("-m", "pytest", "-q", "tests/functional/scenarios/unreachable.py",
+                        cwd=ROOT)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("1 failed", run.stdout, run.describe())
+        self.assertIn("test database unavailable", run.stdout + run.stderr, run.describe())

@@ -230,3 +230,37 @@ class TestLogging(unittest.TestCase):
         self.assertTrue(sql and sql[0].test_id.endswith("Logs.test_logs"))
         lifecycle = [r.getMessage() for r in records if r.name == "test_framework.lifecycle"]
         self.assertTrue(any(m.startswith("end ") and m.endswith(" ms") for m in lifecycle))
+
+
+class TestHelpersBeforeSetUp(unittest.TestCase):
+    def test_env_and_metric_helpers_work_in_setup_method_called_first_like_pytest(self):
+        seen = {}
+
+        class EarlyHooks(SSotAsyncTestCase):
+            def setup_method(self, method):
+                self.set_env_var("TF_EARLY", "on")
+                self.record_metric("early", 1)
+
+            async def test_x(self):
+                seen["env"] = self.get_env_var("TF_EARLY")
+                seen["metric"] = self.get_metric("early")
+
+        case = EarlyHooks("test_x")
+        case.setup_method(None)  # what pytest does before running the test
+        result = unittest.TestResult()
+        unittest.TestSuite([unittest.TestSuite([case])]).run(result)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen, {"env": "on", "metric": 1})
+        self.assertNotIn("TF_EARLY", os.environ)
+
+    def test_forgotten_super_call_is_explained(self):
+        class NoSuper(SSotAsyncTestCase):
+            async def asyncSetUp(self):
+                self.thing = 1
+
+            async def test_x(self):
+                await self.db.count_records("users")
+
+        result = run_case(NoSuper)
+        self.assertEqual(len(result.errors), 1, problems(result))
+        self.assertIn("must call await super().asyncSetUp()", problems(result))

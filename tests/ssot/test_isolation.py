@@ -197,3 +197,25 @@ class TestDatabaseMode(unittest.TestCase):
         self.assertNotEqual(seen[0].database, seen[1].database)
         backend = backend_for(Setting(seen[0].render_as_string(hide_password=False), "test"))
         self.assertFalse(asyncio.run(backend.database_exists(seen[0])), "dropped after the class")
+
+
+class TestCommitModeOpenSession(unittest.TestCase):
+    def test_session_left_open_is_closed_before_cleanup_no_lock_wait(self):
+        import time
+        seen = {}
+
+        class LeavesSessionOpen(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_open(self):
+                seen["url"] = self.engine.url
+                user = await self.db.create_test_user({"email": "locked@x.test"})
+                app = self.session_factory()
+                await app.execute(text("UPDATE users SET full_name = 'x' WHERE id = :id"),
+                                  {"id": user.id})  # never committed or closed
+
+        started = time.monotonic()
+        result = run_case(LeavesSessionOpen)
+        self.assertLess(time.monotonic() - started, 5, "no wait for the lock timeout")
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
