@@ -101,7 +101,7 @@ class RowAssertions:
                 f"{caller}({table_name!r}) got column(s) {repeated} both in the dict and as "
                 "keywords; give each condition once")
         conditions.update(columns)
-        table = await self.db.table(table_name)
+        table = await self.db.table(table_name, conditions.keys())
         unknown = sorted(set(conditions) - set(table.columns.keys()))
         if unknown:
             raise QueryGuardError(

@@ -18,7 +18,7 @@ all its sessions share one connection, so there are no locks to release.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
@@ -91,7 +91,8 @@ class AsyncTestDatabase:
     async def create(self, table_name: str, data: Mapping[str, Any] | None = None) -> Row:
         """Insert one row into ``table_name`` and track it; return it with all columns."""
         async with self._statement(write=True):
-            target = await self._tables.get(table_name)
+            target = await self._tables.get(
+                table_name, data.keys() if isinstance(data, Mapping) else ())
             values = checked_values(target, data or {})
             if self.delete_rows_on_cleanup:
                 require_primary_key(target)
@@ -137,10 +138,11 @@ class AsyncTestDatabase:
                 query = query.where(text(f"({condition})"))
             return (await self._execute(query, params)).scalar_one()
 
-    async def table(self, table_name: str) -> Table:
-        """Return the ``Table`` the helpers use for a name (from ``metadata``, else reflected)."""
+    async def table(self, table_name: str, columns: Iterable[str] = ()) -> Table:
+        """Return the ``Table`` the helpers use for a name (from ``metadata``, else reflected;
+        reflected too when the metadata's version lacks any of ``columns``)."""
         async with self._statement(write=False):
-            return await self._tables.get(table_name)
+            return await self._tables.get(table_name, columns)
 
     async def table_exists(self, table_name: str) -> bool:
         """Return whether the table exists (``schema.table`` allowed where schemas exist)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sqlalchemy import MetaData, Table, inspect
+from sqlalchemy import Column, MetaData, Table, inspect
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,12 +30,28 @@ class TableLookup:
         self._reflected: dict[str, Table] = {}
         self._existing: set[str] = set()
 
-    async def get(self, table_name: str) -> Table:
-        """Return the Table for a name: from ``metadata`` if it has it, else reflected."""
-        schema, name = split_table_name(table_name)
-        if self.metadata is not None and table_name in self.metadata.tables:
-            return self.metadata.tables[table_name]
+    async def get(self, table_name: str, columns=()) -> Table:
+        """Return the Table for a name: from ``metadata`` if it has it, else reflected.
+
+        When ``metadata``'s version lacks some of ``columns`` (a test altered the
+        table), the reflected columns are added to a copy of it, so the declared
+        ones keep their Python-side defaults.
+        """
+        declared = self.metadata.tables.get(table_name) if self.metadata is not None else None
+        if declared is not None and set(columns) <= set(declared.columns.keys()):
+            return declared
+        live = await self._reflect(table_name)
+        if declared is None:
+            return live
+        merged = declared.to_metadata(MetaData())
+        for column in live.columns:
+            if column.name not in merged.columns:
+                merged.append_column(Column(column.name, column.type, nullable=column.nullable))
+        return merged
+
+    async def _reflect(self, table_name: str) -> Table:
         if table_name not in self._reflected:
+            schema, name = split_table_name(table_name)
             connection = await self.session.connection()
             try:
                 with framework_statements():

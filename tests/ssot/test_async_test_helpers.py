@@ -222,3 +222,11 @@ class TestCoreStatementsAndTables(SSotAsyncTestCase):
         self.assertEqual(list((await self.db.table("loose_notes")).c.keys()), ["id", "body"])
         with self.assertRaisesRegex(QueryGuardError, "table 'nowhere' does not exist"):
             await self.db.table("nowhere")
+
+
+class TestAlteredTable(SSotAsyncTestCase):
+    async def test_create_and_assert_use_a_column_added_by_the_test(self):
+        await self.db.execute_query("ALTER TABLE users ADD COLUMN nickname VARCHAR(20)")
+        user = await self.db.create_test_user({"email": "n@x.test", "nickname": "nick"})
+        self.assertEqual(user.nickname, "nick")
+        await self.assertRowExists("users", nickname="nick")
