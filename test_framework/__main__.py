@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from dataclasses import fields
@@ -39,12 +40,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+ENVIRONMENT_ONLY = {"shard": "TEST_FRAMEWORK_SHARD", "timing": "TEST_FRAMEWORK_TIMING",
+                    "log_level": "TEST_FRAMEWORK_LOG_LEVEL"}
+
+
 def show_config(settings) -> int:
+    """Print each setting with its source; check the URL the way a test run would."""
     for field in fields(settings):
         setting = getattr(settings, field.name)
-        value = mask_url(setting.value) if field.name == "database_url" and setting.value \
-            else setting.value
+        value = setting.value
+        if field.name == "database_url":
+            value = mask_url(value) if value else "SQLite in a private temporary file"
+        elif field.name == "asyncio_debug" and value is None:
+            value = "off unless PYTHONASYNCIODEBUG or -X dev"
         print(f"{field.name:18} {value!s:50} ({setting.source})")
+    for name, variable in ENVIRONMENT_ONLY.items():
+        raw = os.environ.get(variable, "").strip()
+        print(f"{name:18} {raw or 'off':50} ({variable} (environment) if set)")
+    try:
+        backend_for(settings.database_url, timeouts=settings.timeouts)
+    except TestFrameworkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -55,7 +72,7 @@ async def check(settings) -> int:
     try:
         records = await backend.list_databases()
     except Exception as exc:
-        print(backend.describe_unreachable(exc), file=sys.stderr)
+        print(f"error: {backend.describe_unreachable(exc)}", file=sys.stderr)
         return 1
     print(f"reached {backend.masked_url} in {(time.perf_counter() - started) * 1000:.0f} ms "
           f"({backend.name}); {len(records)} test database(s) there")

@@ -8,8 +8,14 @@ from test_framework.config import load_project_settings, database_url_for, Setti
 from test_framework.errors import ConfigurationError
 
 
-def project_with_setup_cfg(text: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="tf_config_"))
+def temporary_folder(test: unittest.TestCase) -> Path:
+    folder = tempfile.TemporaryDirectory(prefix="tf_config_")
+    test.addCleanup(folder.cleanup)
+    return Path(folder.name)
+
+
+def project_with_setup_cfg(test: unittest.TestCase, text: str) -> Path:
+    folder = temporary_folder(test)
     (folder / "setup.cfg").write_text(text)
     (folder / "pkg" / "sub").mkdir(parents=True)
     return folder
@@ -17,13 +23,13 @@ def project_with_setup_cfg(text: str) -> Path:
 
 class TestProjectSettings(unittest.TestCase):
     def test_default_is_sqlite_temp_file_and_no_debug(self):
-        settings = load_project_settings({}, Path(tempfile.mkdtemp()))
+        settings = load_project_settings({}, temporary_folder(self))
         self.assertEqual(settings.database_url, Setting(None, "default"))
         self.assertIsNone(settings.asyncio_debug.value)
         self.assertEqual(settings.connect_timeout.value, 3.0)
 
     def test_setup_cfg_found_from_a_subfolder(self):
-        folder = project_with_setup_cfg(
+        folder = project_with_setup_cfg(self,
             "[test_framework]\ndatabase_url = sqlite+aiosqlite:///cfg.db\nconnect_timeout = 2\n")
         settings = load_project_settings({}, folder / "pkg" / "sub")
         self.assertEqual(settings.database_url.value, "sqlite+aiosqlite:///cfg.db")
@@ -31,14 +37,14 @@ class TestProjectSettings(unittest.TestCase):
         self.assertEqual(settings.connect_timeout.value, 2.0)
 
     def test_environment_beats_setup_cfg(self):
-        folder = project_with_setup_cfg("[test_framework]\ndatabase_url = sqlite+aiosqlite:///cfg.db\n")
+        folder = project_with_setup_cfg(self, "[test_framework]\ndatabase_url = sqlite+aiosqlite:///cfg.db\n")
         settings = load_project_settings(
             {"TEST_DATABASE_URL": "sqlite+aiosqlite:///env.db"}, folder)
         self.assertEqual(settings.database_url,
                          Setting("sqlite+aiosqlite:///env.db", "TEST_DATABASE_URL (environment)"))
 
     def test_setup_cfg_without_our_section_is_ignored(self):
-        folder = project_with_setup_cfg("[metadata]\nname = x\n")
+        folder = project_with_setup_cfg(self, "[metadata]\nname = x\n")
         self.assertEqual(load_project_settings({}, folder).database_url.source, "default")
 
     def test_class_attribute_beats_everything(self):
@@ -51,14 +57,14 @@ class TestProjectSettings(unittest.TestCase):
     def test_bad_boolean_names_variable_and_fix(self):
         with self.assertRaisesRegex(ConfigurationError,
                                     r"TEST_FRAMEWORK_ASYNCIO_DEBUG \(environment\) is 'maybe'.*true/false"):
-            load_project_settings({"TEST_FRAMEWORK_ASYNCIO_DEBUG": "maybe"}, Path(tempfile.mkdtemp()))
+            load_project_settings({"TEST_FRAMEWORK_ASYNCIO_DEBUG": "maybe"}, temporary_folder(self))
 
     def test_bad_timeout_names_setup_cfg(self):
-        folder = project_with_setup_cfg("[test_framework]\nconnect_timeout = soon\n")
+        folder = project_with_setup_cfg(self, "[test_framework]\nconnect_timeout = soon\n")
         with self.assertRaisesRegex(ConfigurationError, r"connect_timeout in \[test_framework\].*'soon'"):
             load_project_settings({}, folder)
 
     def test_unparsable_setup_cfg_is_a_clear_error(self):
-        folder = project_with_setup_cfg("this is not ini\n")
+        folder = project_with_setup_cfg(self, "this is not ini\n")
         with self.assertRaisesRegex(ConfigurationError, "cannot be parsed"):
             load_project_settings({}, folder)

@@ -33,7 +33,7 @@ class TestCommandLine(unittest.TestCase):
     def test_check_explains_an_unreachable_server(self):
         run = cli("check", TEST_DATABASE_URL="postgresql+asyncpg://u:s3cret@127.0.0.1:1/app")
         self.assertEqual(run.returncode, 1)
-        self.assertIn("cannot reach postgresql+asyncpg://u:***@127.0.0.1:1/app", run.stderr)
+        self.assertIn("error: cannot reach postgresql+asyncpg://u:***@127.0.0.1:1/app", run.stderr)
         self.assertNotIn("Traceback", run.stderr)
         self.assertNotIn("s3cret", run.stderr)
 
@@ -46,3 +46,9 @@ class TestCommandLine(unittest.TestCase):
         run = cli("databases", "list")
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertIn("test database(s) on", run.stdout)
+
+    def test_config_flags_a_bad_url(self):
+        run = cli("config", TEST_DATABASE_URL="postgresql://u@db/app")
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("a sync driver", run.stderr)
+        self.assertIn("shard", run.stdout)

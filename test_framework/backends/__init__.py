@@ -50,7 +50,8 @@ def backend_for(setting: Setting, *, timeouts: Timeouts | None = None) -> Backen
             f"use one of {sorted(BACKENDS)}, e.g. {EXAMPLES}")
     backend_class = _load(name)
     if url.get_backend_name() != name or url.get_driver_name() != backend_class.driver:
-        kind = f"driver {url.get_driver_name()!r}" if "+" in url.drivername else "a sync driver"
+        kind = (f"driver {url.get_driver_name()!r}, not {name}'s async driver "
+                f"{backend_class.driver!r}" if "+" in url.drivername else "a sync driver")
         fixed = mask_url(url.set(drivername=f"{name}+{backend_class.driver}"))
         raise ConfigurationError(
             f"{where}, {kind}; the framework runs on asyncio: use {fixed!r}")

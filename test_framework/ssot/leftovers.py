@@ -64,7 +64,7 @@ class LeftoverRowDetector:
 
     def _report(self, test_id: str, grown: dict[str, int]) -> None:
         rows = ", ".join(f"{name} +{count}" for name, count in sorted(grown.items()))
-        message = (f"{test_id} left rows behind in commit mode: {rows}. Only rows made "
+        message = (f"{test_id} left rows behind: {rows}. Only rows made "
                    "through self.db are removed; delete rows your code made in "
                    "asyncTearDown before super(), or use isolation = 'rollback'")
         if self.policy == "error":

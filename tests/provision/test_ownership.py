@@ -1,6 +1,8 @@
 """Crash safety: databases of killed runs are reaped by the next run; live runs' never."""
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -62,7 +64,10 @@ class TestOrphans(DropsNewTemplates):
         self.assertFalse(self.exists(url))
 
     def test_command_refuses_names_without_test_prefix(self):
-        self.assertEqual(provision_cli(["drop", "postgres", "app"]), 1)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            self.assertEqual(provision_cli(["drop", "postgres", "app"]), 1)
+        self.assertIn("not found (or not a test_ database): app", output.getvalue())
 
 
 class TestKeepDatabase(DropsNewTemplates):

@@ -46,7 +46,7 @@ class TestLeftoverRows(unittest.TestCase):
         self.assertTrue(result.wasSuccessful(), problems(result))
         leftovers = [str(w.message) for w in caught if w.category is LeftoverRowsWarning]
         self.assertEqual(len(leftovers), 1, leftovers)
-        self.assertIn("LeavesRows.test_2_app_row_left left rows behind in commit mode: users +1",
+        self.assertIn("LeavesRows.test_2_app_row_left left rows behind: users +1",
                       leftovers[0])
 
     def test_error_policy_fails_the_test(self):
