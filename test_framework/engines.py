@@ -42,7 +42,7 @@ def create_engine(backend: Backend, url: URL, *,
                 "test_framework: the database connection was lost (killed, or the server "
                 "restarted); this test's uncommitted work is gone, the next test gets a new "
                 "connection")
-        note = backend.explain_statement_error(context.original_exception)
+        note = backend.explain_statement_error(context.original_exception, context.connection)
         if note:
             error.add_note(note)
 

@@ -119,4 +119,7 @@ class TestLockWait(unittest.TestCase):
         self.assertIn("Ran 2 tests", run.stderr)
         self.assertIn("FAILED (errors=1)", run.stderr)
         self.assertIn("waited lock_timeout (0.5s)", run.stderr)
+        self.assertRegex(run.stderr, r"Sessions with a transaction open in this database: pid \d+ "
+                                     r"\(idle in transaction, .*FOR UPDATE")
+        self.assertRegex(run.stderr, r"This one: pid \d+")
         self.assertEqual(run.leftover_databases, [])

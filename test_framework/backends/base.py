@@ -141,8 +141,11 @@ class Backend:
         """Return True if the driver already knows the connection is gone (no round trip)."""
         return False
 
-    def explain_statement_error(self, exc: BaseException) -> str | None:
-        """Return a note for errors whose driver message does not say what to do."""
+    def explain_statement_error(self, exc: BaseException, connection=None) -> str | None:
+        """Return a note for errors whose driver message does not say what to do.
+
+        ``connection`` is the sync SQLAlchemy connection the statement failed on.
+        """
         return None
 
     def explain_connect_error(self, exc: BaseException) -> str:

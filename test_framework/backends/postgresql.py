@@ -26,6 +26,10 @@ MAINTENANCE_DATABASE = "postgres"
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 DIALECT = postgresql.dialect()
+SESSIONS_IN_TRANSACTION = text(
+    "SELECT pid, state, extract(epoch FROM now() - xact_start)::float, left(query, 120) "
+    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND pid <> :waiter AND xact_start IS NOT NULL ORDER BY xact_start")
 LIST_TEST_DATABASES = text(
     "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
     "WHERE left(datname, 5) = 'test_' ORDER BY datname")
@@ -114,20 +118,44 @@ class PostgreSQLBackend(Backend):
                 "port (on Debian: pg_ctlcluster --skip-systemctl-redirect <version> main "
                 "start), and that the user, password and database in the URL are right")
 
-    def explain_statement_error(self, exc: BaseException) -> str | None:
+    def explain_statement_error(self, exc: BaseException, connection=None) -> str | None:
         sqlstate = getattr(exc, "sqlstate", None)
         if sqlstate == LOCK_NOT_AVAILABLE:
             return (f"test_framework: waited lock_timeout ({self.timeouts.lock:g}s) for a lock "
-                    "another session holds: often a second session of the same test that has "
-                    "not committed (in rollback mode all sessions share one transaction, so "
-                    "this cannot happen there). Find it with SELECT pid, state, query FROM "
-                    "pg_stat_activity WHERE datname = current_database(); raise the bound "
-                    "with TEST_FRAMEWORK_LOCK_TIMEOUT")
+                    f"another session holds. {self._lock_holders(connection)} Often it is a "
+                    "second session of the same test that has not committed (in rollback "
+                    "mode all sessions share one transaction, so this cannot happen there); "
+                    "raise the bound with TEST_FRAMEWORK_LOCK_TIMEOUT")
         if sqlstate == QUERY_CANCELED:
             return (f"test_framework: the statement ran longer than statement_timeout "
                     f"({self.timeouts.statement:g}s) and was cancelled; raise the bound with "
                     "TEST_FRAMEWORK_STATEMENT_TIMEOUT if it is expected to be slow")
         return None
+
+    def _lock_holders(self, connection) -> str:
+        """Name the sessions holding transactions open in this database, from a new connection.
+
+        Runs inside SQLAlchemy's greenlet (this is called from ``handle_error``),
+        so it may wait on the event loop with ``await_``; bounded by the connect
+        timeout, and silent if anything goes wrong.
+        """
+        try:
+            waiter = connection.connection.driver_connection.get_server_pid()
+            rows = _await(self._sessions_in_transaction(connection.engine.url, waiter))
+        except Exception:
+            return "Find the holder with SELECT pid, state, query FROM pg_stat_activity."
+        held = "; ".join(f"pid {pid} ({state}, transaction open {age:.1f}s, last statement: "
+                         f"{query!r})" for pid, state, age, query in rows) or "none any more"
+        return f"Sessions with a transaction open in this database: {held}. This one: pid {waiter}."
+
+    async def _sessions_in_transaction(self, url: URL, waiter: int) -> list[tuple]:
+        engine = create_async_engine(url, poolclass=NullPool, **self.engine_options(url))
+        try:
+            async with asyncio.timeout(self.connect_timeout + 2), engine.connect() as check:
+                result = await check.execute(SESSIONS_IN_TRANSACTION, {"waiter": waiter})
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
 
     @contextlib.asynccontextmanager
     async def _admin(self, *, timeout: float = 30) -> AsyncIterator[AsyncConnection]:
@@ -141,6 +169,12 @@ class PostgreSQLBackend(Backend):
                     yield connection
         finally:
             await engine.dispose()
+
+
+def _await(awaitable):
+    """SQLAlchemy's bridge from its greenlet back to the event loop (await_only before 2.1)."""
+    from sqlalchemy import util
+    return (getattr(util, "await_", None) or util.await_only)(awaitable)
 
 
 def _quoted(name: str) -> str:
