@@ -19,7 +19,8 @@ import contextlib
 import warnings
 from dataclasses import dataclass
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, AsyncTransaction
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
@@ -160,6 +161,12 @@ class CommitIsolation:
     def __init__(self, engine: AsyncEngine, *, metadata: MetaData | None = None,
                  leftover_rows: str = "warn", **_options) -> None:
         self.engine = engine
+        # Pool events, so a connection a test leaves checked out can be closed for it.
+        self.checkouts: dict = {}
+        event.listen(engine.sync_engine.pool, "checkout",
+                     lambda dbapi, record, proxy: self.checkouts.__setitem__(record, proxy))
+        event.listen(engine.sync_engine.pool, "checkin",
+                     lambda dbapi, record: self.checkouts.pop(record, None))
         self.leftovers = LeftoverRowDetector(engine, metadata, leftover_rows)
 
     async def begin_test(self, **helper_options) -> TestSessions:
@@ -180,11 +187,14 @@ class CommitIsolation:
         finally:
             await sessions.session_factory.close_all()
         test_id = current_test_id.get()
-        checked_out = getattr(self.engine.sync_engine.pool, "checkedout", lambda: 0)()
-        if checked_out:
-            warnings.warn(f"{test_id} left {checked_out} connection(s) checked out of the "
-                          "engine; close what you open (async with engine.connect() ...)",
-                          ResourceWarning, stacklevel=2)
+        if self.checkouts:
+            leftovers = list(self.checkouts.values())
+            self.checkouts.clear()
+            warnings.warn(f"{test_id} left {len(leftovers)} connection(s) checked out of the "
+                          "engine; they were closed. Close what you open "
+                          "(async with engine.connect() ...)", ResourceWarning, stacklevel=2)
+            for connection in leftovers:
+                await greenlet_spawn(connection.invalidate)
         await self.leftovers.check(test_id)
 
     async def close(self) -> None:

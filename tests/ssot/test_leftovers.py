@@ -63,18 +63,19 @@ class TestLeftoverRows(unittest.TestCase):
 
 
 class TestCheckedOutConnection(unittest.TestCase):
-    def test_unclosed_connection_warned_with_test_id(self):
-        kept = []
+    def test_unclosed_connection_closed_and_warned_with_test_id(self):
+        kept, seen = [], {}
 
         class KeepsConnection(SSotAsyncTestCase):
             isolation = "commit"
 
             async def test_keeps(self):
                 kept.append(await self.engine.connect())
+                kept.append(await kept[0].get_raw_connection())
 
             async def asyncTearDown(self):
-                await super().asyncTearDown()  # warns here
-                await kept[0].close()
+                await super().asyncTearDown()  # warns and closes it here
+                seen["invalidated"] = kept[1].dbapi_connection is None
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -82,3 +83,4 @@ class TestCheckedOutConnection(unittest.TestCase):
         messages = [str(w.message) for w in caught if w.category is ResourceWarning]
         self.assertTrue(any("KeepsConnection.test_keeps left 1 connection(s) checked out" in m
                             for m in messages), messages)
+        self.assertTrue(seen["invalidated"])
