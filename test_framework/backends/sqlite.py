@@ -113,7 +113,7 @@ class SQLiteBackend(Backend):
             records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)), label))
         for path in sorted(cache_dir().glob(f"test_*{SUFFIX}")):
             records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)),
-                                          "test_framework cache"))
+                                          f"test_framework cache built={path.stat().st_mtime:.0f}"))
         return records
 
     @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ logger = get_logger(__name__)
 TEMPLATE_PREFIX = "test_tpl_"
 FINGERPRINT_LENGTH = 12
 IDENTITY_LENGTH = 6
+MAX_TEMPLATES = 8  # per database name on a server
 
 
 BUILDING = "_building"
@@ -49,7 +50,7 @@ async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
         started = time.perf_counter()
         building = backend.database_url(f"{name}{BUILDING}", kept=True)
         await backend.drop_database(building)  # a build that crashed half-way
-        await backend.create_database(building, label=TEMPLATE_LABEL)
+        await backend.create_database(building, label=f"{TEMPLATE_LABEL} built={time.time():.0f}")
         engine = create_engine(backend, building)
         try:
             await schema.build(engine, backend)
@@ -67,13 +68,30 @@ async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
 
 
 async def remove_stale_templates(backend: Backend, *, keep: str) -> list[str]:
-    """Drop the templates of the same schema family (identity) with another fingerprint."""
+    """Drop other versions of the same schema, and the oldest templates beyond a cap.
+
+    Same family (identity) with another fingerprint is a stale version. A
+    suite whose schemas come and go (branches, renamed tables, SQL files in
+    other checkouts) would still pile up templates, so only the newest
+    ``MAX_TEMPLATES`` for this database name are kept.
+    """
     family = keep[: -FINGERPRINT_LENGTH]
-    stale = [record for record in await backend.list_databases()
-             if record.name.startswith(family) and record.name != keep
-             and not record.name.endswith(BUILDING)]
+    siblings = [record for record in await backend.list_databases()
+                if record.name.startswith(f"{TEMPLATE_PREFIX}{backend.stem}_")
+                and record.name != keep and not record.name.endswith(BUILDING)]
+    newest_first = sorted(siblings, key=lambda record: built_at(record), reverse=True)
+    stale = [record for index, record in enumerate(newest_first)
+             if record.name.startswith(family) or index >= MAX_TEMPLATES - 1]
     for record in stale:
         await backend.drop_database(record.url)
         logger.info("dropped stale template %s", record.name)
     return [record.name for record in stale]
 
+
+def built_at(record) -> float:
+    """When a template was built, from its label (0 if unknown: oldest first to go)."""
+    _, _, when = (record.label or "").partition(" built=")
+    try:
+        return float(when)
+    except ValueError:
+        return 0.0

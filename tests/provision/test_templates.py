@@ -94,3 +94,37 @@ class TestTemplates(DropsNewTemplates):
         for out, _ in results:
             tables = out.split("TABLES", 1)[1].split()
             self.assertEqual(tables, [self.table], "each clone has the whole schema")
+
+
+class TestTemplateCap(unittest.TestCase):
+    def test_only_the_newest_templates_per_database_name_are_kept(self):
+        from sqlalchemy.engine import make_url
+        from test_framework.config import Setting
+        from test_framework.provision.templates import MAX_TEMPLATES, ensure_template
+        from tests.provision.child import schema
+        url = make_url(project_settings().database_url.value or "sqlite+aiosqlite:///x.db")
+        url = url.set(database="captest.db" if url.get_backend_name() == "sqlite" else "captest")
+        backend = backend_for(Setting(url.render_as_string(hide_password=False), "test"))
+
+        async def build_many():
+            built = []
+            for n in range(MAX_TEMPLATES + 2):
+                template = await ensure_template(backend, schema(f"cap_{secrets.token_hex(3)}", False))
+                built.append(backend.database_name(template))
+                await asyncio.sleep(1.01 if n == MAX_TEMPLATES else 0)  # distinct build times
+            return built
+
+        async def ours():
+            return sorted(r.name for r in await backend.list_databases()
+                          if r.name.startswith(f"{TEMPLATE_PREFIX}captest_"))
+
+        async def drop_ours():
+            for record in await backend.list_databases():
+                if record.name.startswith(f"{TEMPLATE_PREFIX}captest_"):
+                    await backend.drop_database(record.url)
+
+        self.addCleanup(lambda: asyncio.run(drop_ours()))
+        built = asyncio.run(build_many())
+        remaining = asyncio.run(ours())
+        self.assertLessEqual(len(remaining), MAX_TEMPLATES)
+        self.assertIn(built[-1], remaining, "the newest template stays")
