@@ -112,8 +112,12 @@ class SQLiteBackend(Backend):
             label = f"test_framework pid={pid} host={socket.gethostname()}"
             records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)), label))
         for path in sorted(cache_dir().glob(f"test_*{SUFFIX}")):
+            try:
+                built = path.stat().st_mtime
+            except FileNotFoundError:  # renamed or dropped by another process just now
+                continue
             records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)),
-                                          f"test_framework cache built={path.stat().st_mtime:.0f}"))
+                                          f"test_framework cache built={built:.0f}"))
         return records
 
     @contextlib.asynccontextmanager
