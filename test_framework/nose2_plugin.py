@@ -18,6 +18,10 @@ classes is loaded (see ``test_framework.sharding``).
 
 from __future__ import annotations
 
+import multiprocessing.util
+import os
+import signal
+import threading
 import unittest
 
 from nose2.events import Plugin
@@ -33,6 +37,12 @@ class TestFrameworkPlugin(Plugin):
     def registerInSubprocess(self, event):
         event.pluginClasses.append(self.__class__)
 
+    def startSubprocess(self, event):
+        # A worker interrupted between tests never reaches stopSubprocess: on Ctrl-C
+        # nose2's main process dies and multiprocessing terminates (SIGTERM) its workers.
+        multiprocessing.util.Finalize(None, drop_databases_now, exitpriority=100)
+        signal.signal(signal.SIGTERM, _drop_and_exit)
+
     def stopSubprocess(self, event):
         drop_databases_now()
 
@@ -40,6 +50,14 @@ class TestFrameworkPlugin(Plugin):
         shard = current_shard()
         if shard is not None:
             event.suite = _only(event.suite, shard)
+
+
+def _drop_and_exit(signum, frame):
+    """Drop the worker's databases on a helper thread (the loop here may be mid-run)."""
+    dropper = threading.Thread(target=drop_databases_now)
+    dropper.start()
+    dropper.join(timeout=30)
+    os._exit(128 + signum)
 
 
 def _only(suite: unittest.TestSuite, shard) -> unittest.TestSuite:

@@ -56,3 +56,35 @@ class TestShards(unittest.TestCase):
             counts.append(pytest_count(run.stdout) or 0)
         self.assertEqual(sum(counts), EXAMPLE_TESTS)
         self.assertTrue(all(counts), counts)
+
+
+class TestInterruptedWorkers(unittest.TestCase):
+    def test_ctrl_c_under_nose2_mp_drops_every_workers_database(self):
+        import os
+        import signal
+        import subprocess
+        import sys
+        from tests.functional.example_runs import (ROOT, child_environment, orphaned_databases,
+                                                   server_test_databases)
+        url = os.environ.get("TEST_DATABASE_URL") or None
+        before = server_test_databases(url)
+        with tempfile.TemporaryDirectory() as folder:
+            config = Path(folder) / "nose2.cfg"
+            config.write_text(NOSE2_CONFIG)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "nose2", "-c", str(config), "-N", "2",
+                 "tests.functional.scenarios.interrupted"], cwd=ROOT,
+                env=child_environment(folder, {}, ()), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True)
+            try:
+                line = process.stdout.readline()
+                self.assertTrue(line.startswith("READY"), line)
+                os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+                process.communicate(timeout=60)
+            finally:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.communicate()
+            leftover_files = [p.name for p in Path(folder).iterdir() if p.name != "nose2.cfg"]
+        self.assertEqual(leftover_files, [])
+        self.assertEqual((server_test_databases(url) - before) & orphaned_databases(url), set())
