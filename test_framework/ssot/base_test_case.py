@@ -8,21 +8,20 @@ lets ``IsolatedAsyncioTestCase`` await them.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import sys
 import time
 import unittest
-from typing import Any, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from sqlalchemy import MetaData
 
 from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
 from test_framework.errors import DatabaseUnavailableError
+from test_framework.log import configure_from_environment, current_test_id, get_logger
 from test_framework.provision import drop_databases_now
-from test_framework.log import configure_from_environment, current_test_id, get_logger, mask_url
 from test_framework.sharding import shard_skip_reason
 from test_framework.skips import early_skip_reason, server_skip_reason
 from test_framework.ssot.assertions import RowAssertions
@@ -30,8 +29,8 @@ from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_ta
                                            cancel_other_tasks, class_runner,
                                            close_class_runner)
 from test_framework.ssot.class_resources import class_resources
-from test_framework.ssot.environment import EnvironmentChanges
-from test_framework.ssot.query_capture import CapturingMetrics, QueryAssertions
+from test_framework.ssot.legacy_helpers import LegacyHelpers
+from test_framework.ssot.query_capture import QueryAssertions
 from test_framework.timing import NULL_TIMER, timer_for
 
 __unittest = True  # keep these frames out of users' failure tracebacks
@@ -41,7 +40,7 @@ XUNIT_HOOKS = ("setup_method", "teardown_method")
 SET_UP_ATTRIBUTES = {"db", "session", "session_factory", "engine", "logger"}
 
 
-class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
+class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.TestCase):
     """Base class for database tests; see README.rst for the settings below."""
 
     database_url: str | None = None
@@ -165,23 +164,6 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
         self._ssot_resources.current_metrics = None
         await self._ssot_resources.isolation.end_test(sessions)
 
-    # -- per-test state, made on first use --------------------------------------
-    # pytest calls setup_method before setUp, so helpers used there must not
-    # depend on asyncSetUp having run.
-
-    @property
-    def _ssot_metrics(self) -> CapturingMetrics:
-        if "_ssot_metrics_state" not in self.__dict__:
-            self.__dict__["_ssot_metrics_state"] = CapturingMetrics()
-        return self.__dict__["_ssot_metrics_state"]
-
-    @property
-    def _ssot_environment(self) -> EnvironmentChanges:
-        if "_ssot_environment_state" not in self.__dict__:
-            self.__dict__["_ssot_environment_state"] = EnvironmentChanges()
-            self.addCleanup(self.__dict__["_ssot_environment_state"].restore)
-        return self.__dict__["_ssot_environment_state"]
-
     def __getattr__(self, name: str):
         """Explain the attributes asyncSetUp makes, when it did not run."""
         if name in SET_UP_ATTRIBUTES:
@@ -236,75 +218,6 @@ class SSotBaseTestCase(RowAssertions, QueryAssertions, unittest.TestCase):
     def add_cleanup(self, function: Callable, *args: Any, **kwargs: Any) -> None:
         """Register a sync or async cleanup, run after ``tearDown`` (last added, first run)."""
         self.addCleanup(self._ssot_call, function, *args, **kwargs)
-
-    # -- metrics ----------------------------------------------------------------
-
-    def record_metric(self, name: str, value: Any) -> None:
-        self._ssot_metrics.record(name, value)
-
-    def get_metric(self, name: str, default: Any = None) -> Any:
-        return self._ssot_metrics.get(name, default)
-
-    def get_all_metrics(self) -> dict[str, Any]:
-        """Custom metrics plus ``execution_time`` (s) and ``db_query_count`` (SQL statements)."""
-        return self._ssot_metrics.all()
-
-    def increment_db_query_count(self, count: int = 1) -> None:
-        self._ssot_metrics.manual_queries += count
-
-    def get_test_context(self) -> dict[str, Any]:
-        """Describe the running test: id, names, isolation mode and (masked) database URL."""
-        resources = getattr(self, "_ssot_resources", None)
-        database = getattr(resources, "database", None)
-        return {
-            "test_id": self.id(),
-            "test_name": self._testMethodName,
-            "test_class": type(self).__qualname__,
-            "test_module": type(self).__module__,
-            "isolation": self.isolation,
-            "backend": getattr(getattr(resources, "backend", None), "name", None),
-            "database_url": mask_url(database.url) if database else None,
-        }
-
-    # -- environment ----------------------------------------------------------------
-
-    def set_env_var(self, name: str, value: str) -> None:
-        """Set an environment variable until the end of the test."""
-        self._ssot_environment.set(name, value)
-
-    def get_env_var(self, name: str, default: str | None = None) -> str | None:
-        return self._ssot_environment.get(name, default)
-
-    def delete_env_var(self, name: str) -> None:
-        """Remove an environment variable until the end of the test."""
-        self._ssot_environment.delete(name)
-
-    @contextlib.contextmanager
-    def temp_env_vars(self, **values: str) -> Iterator[None]:
-        """Set environment variables for a ``with`` block only."""
-        with self._ssot_environment.temporary(**values):
-            yield
-
-    def assert_env_var_set(self, name: str, expected: str | None = None) -> None:
-        value = self._ssot_environment.get(name)
-        if value is None:
-            self.fail(f"environment variable {name} is not set")
-        if expected is not None:
-            self.assertEqual(value, expected, f"environment variable {name}")
-
-    def assert_env_var_not_set(self, name: str) -> None:
-        value = self._ssot_environment.get(name)
-        if value is not None:
-            self.fail(f"environment variable {name} is set to {value!r}")
-
-    # -- assertions ----------------------------------------------------------------
-
-    def expect_exception(self, exception: type[BaseException] | tuple,
-                         message_pattern: str | None = None):
-        """Return unittest's ``assertRaises`` context (``.exception`` holds what was raised)."""
-        if message_pattern is None:
-            return self.assertRaises(exception)
-        return self.assertRaisesRegex(exception, message_pattern)
 
 
 def _once_per_test(name: str, hook: Callable) -> Callable:
