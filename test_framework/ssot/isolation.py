@@ -107,13 +107,15 @@ class RollbackIsolation:
             return
         try:
             if self._class_transaction is not None:
-                # The test's own savepoint: its sessions' savepoints are closed first.
-                await sessions.session_factory.close_all()
-                await sessions.db.cleanup()
-            if sessions.outer.is_active:
-                await sessions.outer.rollback()
-            await sessions.session_factory.close_all()
-            await sessions.db.cleanup()
+                # The test runs in a savepoint: its sessions' savepoints, nested inside
+                # it, must be closed before it is rolled back.
+                await self._close_sessions(sessions)
+                if sessions.outer.is_active:
+                    await sessions.outer.rollback()
+            else:
+                if sessions.outer.is_active:
+                    await sessions.outer.rollback()
+                await self._close_sessions(sessions)
         except Exception as exc:
             await self._discard_connection(broken=True)
             raise DatabaseUnavailableError(
@@ -123,6 +125,11 @@ class RollbackIsolation:
 
     async def close(self) -> None:
         await self._discard_connection()
+
+    @staticmethod
+    async def _close_sessions(sessions: TestSessions) -> None:
+        await sessions.session_factory.close_all()
+        await sessions.db.cleanup()
 
     def _connection_usable(self) -> bool:
         """Cheap local checks: a connection the server closed (restart, kill) is replaced."""
