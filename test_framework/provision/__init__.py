@@ -147,12 +147,16 @@ async def empty_all_tables(backend: Backend, url: URL) -> None:
     engine = create_engine(backend, url)
     try:
         async with engine.begin() as connection:
-            metadata = MetaData()
-            await connection.run_sync(metadata.reflect)
-            tables = [t for t in metadata.sorted_tables if t.name != "alembic_version"]
-            await backend.empty_tables(connection, tables)
+            await backend.empty_tables(connection, await data_tables(connection))
     finally:
         await engine.dispose()
+
+
+async def data_tables(connection) -> list:
+    """The database's tables, reflected, except Alembic's record of the schema version."""
+    metadata = MetaData()
+    await connection.run_sync(metadata.reflect)
+    return [table for table in metadata.sorted_tables if table.name != "alembic_version"]
 
 
 async def build_memory_schema(schema: SchemaSource | None, engine: AsyncEngine,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, A
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 from test_framework.log import current_test_id
-from test_framework.provision import require_test_database
+from test_framework.provision import data_tables, require_test_database
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
 from test_framework.ssot.sessions import RecordingSessionmaker
@@ -234,9 +234,7 @@ class TruncateIsolation(CommitIsolation):
             require_test_database(self.engine.url, "truncate")
             async with self.engine.begin() as connection:
                 if self.tables is None:
-                    metadata = MetaData()
-                    await connection.run_sync(metadata.reflect)
-                    self.tables = list(metadata.sorted_tables)
+                    self.tables = await data_tables(connection)
                 await self.backend.empty_tables(connection, self.tables)
 
 

@@ -75,3 +75,23 @@ class TestAlembic(unittest.TestCase):
     def test_fingerprint_is_stable_and_names_the_revisions(self):
         ini = HERE / "alembic_project" / "alembic.ini"
         self.assertEqual(AlembicSchema(ini).fingerprint(None), AlembicSchema(ini).fingerprint(None))
+
+
+class TestTruncateKeepsSchemaVersion(unittest.TestCase):
+    def test_truncate_mode_never_empties_alembic_version(self):
+        seen = []
+
+        class TruncatesMigrated(SSotAsyncTestCase):
+            alembic_ini = str(HERE / "alembic_project" / "alembic.ini")
+            isolation = "truncate"
+
+            async def test_1(self):
+                await self.db.create("accounts", {"email": "a@x.test"})
+
+            async def test_2(self):
+                seen.append(await self.db.count_records("alembic_version"))
+                seen.append(await self.db.count_records("accounts"))
+
+        result = run_case(TruncatesMigrated)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen, [1, 0])
