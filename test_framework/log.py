@@ -53,8 +53,8 @@ def get_logger(name: str) -> logging.Logger:
 def configure_from_environment(environ=os.environ) -> None:
     """Send framework records to stderr when ``TEST_FRAMEWORK_LOG_LEVEL`` asks for it.
 
-    Called once when the first test starts, never at import time, so merely
-    importing the package configures nothing.
+    Called as each test starts (idempotent: one handler at most), never at
+    import time, so merely importing the package configures nothing.
     """
     level_name = environ.get(LOG_LEVEL_ENV, "").strip().upper()
     root = logging.getLogger(ROOT_NAME)
