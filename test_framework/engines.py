@@ -1,5 +1,9 @@
 """Build an AsyncEngine for a provisioned database with its backend's options.
 
+Every connection such an engine opens is first asked which database it is
+on (``backends.guard_connection``): a connection that is not on a ``test_``
+database is refused before any statement of the framework or a test runs.
+
 Every engine logs its SQL at DEBUG on ``test_framework.sql`` (with the test
 id), and feeds the statement counters that ``get_all_metrics()`` and query
 assertions read.
@@ -14,8 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from test_framework.backends import Backend
-from test_framework.log import get_logger
+from test_framework.backends import Backend, guard_connection
+from test_framework.log import get_logger, mask_secrets
 
 sql_logger = get_logger("test_framework.sql")
 StatementListener = Callable[[str, object], None]
@@ -28,7 +32,7 @@ def create_engine(backend: Backend, url: URL, *,
 
     def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
         if sql_logger.isEnabledFor(logging.DEBUG):
-            sql_logger.debug("%s %r", statement, parameters)
+            sql_logger.debug("%s %s", statement, mask_secrets(repr(parameters)))
         if on_statement is not None:
             on_statement(statement, parameters)
 
@@ -46,6 +50,10 @@ def create_engine(backend: Backend, url: URL, *,
         if note:
             error.add_note(note)
 
+    def connect(dbapi_connection, connection_record) -> None:
+        guard_connection(type(backend), dbapi_connection, connection_record.info, "use")
+
+    event.listen(engine.sync_engine, "connect", connect)
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
     event.listen(engine.sync_engine, "handle_error", handle_error)
     return engine

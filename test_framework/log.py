@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import re
 
 from sqlalchemy.engine import URL, make_url
 
@@ -74,21 +75,24 @@ def configure_from_environment(environ=os.environ) -> None:
     root.setLevel(level)
 
 
+SECRET_PARAMETERS = re.compile(r"(?i)\b(password|passwd|pwd|passfile|sslpassword)=([^&\s'\"]*)")
+USERINFO = re.compile(r"(\w[\w+.-]*://[^/\s:@'\"]*:)([^@\s'\"]*)@")
+
+
 def mask_url(url: str | URL) -> str:
-    """Render a database URL with its password replaced by ``***``."""
+    """Render a database URL with every password (userinfo or query) replaced by ``***``."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        return mask_secrets(url.render_as_string(hide_password=True))
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask_secrets(make_url(url).render_as_string(hide_password=True))
     except Exception:
-        return _mask_unparsable(url)
+        return mask_secrets(str(url))
 
 
-def _mask_unparsable(text: str) -> str:
-    """Hide what looks like ``user:password@`` in a string SQLAlchemy cannot parse."""
-    scheme, sep, rest = str(text).partition("://")
-    if not sep or "@" not in rest:
-        return str(text)
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else str(text)
+def mask_secrets(text: str) -> str:
+    """Hide passwords in any text: ``user:password@`` of URLs and ``password=`` parameters.
+
+    The one masking function: URLs, logged SQL parameters and error messages
+    all pass through it.
+    """
+    return SECRET_PARAMETERS.sub(r"\1=***", USERINFO.sub(r"\1***@", str(text)))

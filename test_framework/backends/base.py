@@ -10,6 +10,11 @@ drop, rename, list, lock, empty tables) are plain async methods that
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import re
+import secrets
+import socket
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, ClassVar
 
@@ -28,6 +33,33 @@ class DatabaseRecord:
     name: str
     url: URL
     label: str | None
+
+
+RUN_LABEL = re.compile(r"^test_framework run=(\S+)$")
+_run: tuple[int, str] | None = None
+
+
+def run_id() -> str:
+    """This process's run: host, pid and a random part (pids repeat across namespaces)."""
+    global _run
+    if _run is None or _run[0] != os.getpid():
+        _run = (os.getpid(), f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}")
+    return _run[1]
+
+
+def run_label() -> str:
+    """The label of this run's databases: says who made them, proves nothing by itself."""
+    return f"test_framework run={run_id()}"
+
+
+def run_lock_key(run: str) -> str:
+    """The lock a live run holds; its release (at the run's death) is the proof it is gone."""
+    return f"test_framework:run:{run}"
+
+
+def run_of(label: str | None) -> str | None:
+    match = RUN_LABEL.match(label or "")
+    return match.group(1) if match else None
 
 
 class Backend:
@@ -56,6 +88,11 @@ class Backend:
         return mask_url(self.url)
 
     @property
+    def server_key(self) -> str:
+        """Identify this URL (server, role, database) without a readable password."""
+        return hashlib.sha256(self.url.render_as_string(hide_password=False).encode()).hexdigest()
+
+    @property
     def dialect(self):
         """The SQLAlchemy dialect, for compiling DDL without a connection."""
         from sqlalchemy.dialects import registry
@@ -68,13 +105,22 @@ class Backend:
         return "".join(c if c.isalnum() else "_" for c in raw).lower()
 
     def test_database_name(self, *parts: str, prefix: str = "test_", reserve: int = 0) -> str:
-        """Return ``<prefix><stem>_<parts...>`` cut to fit the identifier length.
+        """Return ``<prefix><stem>_<parts...>`` within the server's limit, in bytes.
 
-        ``reserve`` keeps room for a suffix added later (``_building``).
+        The parts (worker, random, fingerprint) are what makes a name unique,
+        so they are kept whole; a stem that does not fit is cut on a character
+        boundary and ends with a hash of itself. ``reserve`` keeps room for a
+        suffix added later (``_building``).
         """
         suffix = "_".join(parts)
-        room = self.max_identifier_length - len(prefix) - 1 - len(suffix) - reserve
-        return f"{prefix}{self.stem[:max(room, 1)]}_{suffix}"
+        room = (self.max_identifier_length - len(prefix.encode()) - 1
+                - len(suffix.encode()) - reserve)
+        stem = self.stem
+        if len(stem.encode()) > room:
+            digest = hashlib.sha256(stem.encode()).hexdigest()[:8]
+            cut = stem.encode()[:max(room - len(digest) - 1, 0)].decode(errors="ignore")
+            stem = f"{cut}_{digest}" if cut else digest[:max(room, 1)]
+        return f"{prefix}{stem}_{suffix}"
 
     @classmethod
     def database_name(cls, url: URL) -> str:
@@ -114,11 +160,54 @@ class Backend:
         """Return the ``test_`` databases on this server, with their labels."""
         raise NotImplementedError
 
+    # -- locks shared with every process using this server ------------------------
+    # A lock is the only proof of life the framework trusts: a process that dies
+    # (kill -9, power loss, another PID namespace) releases it, a label cannot.
+
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
-        """Hold a lock named ``key`` shared with every process using this server."""
+        """Hold the lock named ``key`` alone, waiting as long as its holder lives."""
         raise NotImplementedError
         yield  # pragma: no cover
+
+    @contextlib.asynccontextmanager
+    async def shared(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key`` beside other sharers (e.g. runs cloning one template)."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextlib.asynccontextmanager
+    async def try_exclusive(self, key: str) -> AsyncIterator[bool]:
+        """Take ``key`` alone without waiting; yield whether nobody else held it."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    async def hold_for_run(self, key: str) -> bool:
+        """Take ``key`` until this process exits; False if another process holds it."""
+        raise NotImplementedError
+
+    async def claim_run(self) -> str:
+        """Hold this run's proof of life on the server; return the label for its databases."""
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def claim_orphan(self, record: DatabaseRecord) -> AsyncIterator[bool]:
+        """Yield True only for a per-run database whose run is provably gone.
+
+        While the block runs, the dead run's lock is ours, so no second reaper
+        drops the same database and no live run can be mistaken for dead.
+        """
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @classmethod
+    def connected_database(cls, dbapi_connection) -> str:
+        """Return the name of the database the server says this connection is on.
+
+        The safety guard checks this, not the URL: a URL's query string can
+        point the driver somewhere else than ``url.database`` says.
+        """
+        raise NotImplementedError
 
     async def empty_tables(self, connection: AsyncConnection, tables: list[Table]) -> None:
         """Delete every row of ``tables`` as cheaply as the backend allows."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
+import time
 from typing import Any, AsyncIterator
 
 from sqlalchemy import String, Table, literal, text
@@ -19,8 +22,12 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from test_framework.backends.base import Backend, DatabaseRecord
+from test_framework.backends.base import (Backend, DatabaseRecord, run_id, run_label,
+                                          run_lock_key, run_of)
 from test_framework.backends.savepoints import name_savepoints_by_depth
+from test_framework.log import get_logger
+
+logger = get_logger(__name__)
 
 MAINTENANCE_DATABASE = "postgres"
 LOCK_NOT_AVAILABLE = "55P03"
@@ -30,6 +37,17 @@ SESSIONS_IN_TRANSACTION = text(
     "SELECT pid, state, extract(epoch FROM now() - xact_start)::float, left(query, 120) "
     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
     "AND pid <> :waiter AND xact_start IS NOT NULL ORDER BY xact_start")
+SESSIONS_ON = text(
+    "SELECT pid, application_name, state FROM pg_stat_activity "
+    "WHERE datname = :n AND pid <> pg_backend_pid()")
+# Two-key advisory locks: a namespace of our own, then a hash of the lock's name.
+LOCK_NAMESPACE = 0x54465257
+TRY_LOCK = text("SELECT pg_try_advisory_lock(:namespace, hashtext(:key))")
+TRY_LOCK_SHARED = text("SELECT pg_try_advisory_lock_shared(:namespace, hashtext(:key))")
+UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(:key))")
+UNLOCK_SHARED = text("SELECT pg_advisory_unlock_shared(:namespace, hashtext(:key))")
+LOCK_POLL = 0.2
+PROGRESS_EVERY = 10.0
 LIST_TEST_DATABASES = text(
     "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
     "WHERE left(datname, 5) = 'test_' ORDER BY datname")
@@ -80,13 +98,71 @@ class PostgreSQLBackend(Backend):
 
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
-        """Hold an advisory lock for ``key``; it ends with the connection, even on a crash."""
-        async with self._admin(timeout=self.timeouts.statement) as admin:
-            await admin.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+        """Wait for ``key`` as long as its holder lives (a build in progress), logging progress.
+
+        A waiter polls instead of blocking in ``pg_advisory_lock``, so the
+        server's lock_timeout never cuts a long wait short; a holder that dies
+        releases the lock with its connection.
+        """
+        async with self._admin() as admin:
+            await _wait_for(admin, key, TRY_LOCK)
             try:
                 yield
             finally:
-                await admin.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                await admin.execute(UNLOCK, _lock_parameters(key))
+
+    @contextlib.asynccontextmanager
+    async def shared(self, key: str) -> AsyncIterator[None]:
+        async with self._admin() as admin:
+            await _wait_for(admin, key, TRY_LOCK_SHARED)
+            try:
+                yield
+            finally:
+                await admin.execute(UNLOCK_SHARED, _lock_parameters(key))
+
+    @contextlib.asynccontextmanager
+    async def try_exclusive(self, key: str) -> AsyncIterator[bool]:
+        async with self._admin() as admin:
+            taken = (await admin.execute(TRY_LOCK, _lock_parameters(key))).scalar_one()
+            try:
+                yield taken
+            finally:
+                if taken:
+                    await admin.execute(UNLOCK, _lock_parameters(key))
+
+    async def hold_for_run(self, key: str) -> bool:
+        return await run_locks(self).hold(key)
+
+    async def claim_run(self) -> str:
+        if not await self.hold_for_run(run_lock_key(run_id())):
+            raise RuntimeError(f"this run's own lock {run_id()!r} is held by another process")
+        return run_label()
+
+    @contextlib.asynccontextmanager
+    async def claim_orphan(self, record: DatabaseRecord) -> AsyncIterator[bool]:
+        """An orphan's run lock is free and nothing is connected to it."""
+        run = run_of(record.label)
+        if run is None or run == run_id():
+            yield False
+            return
+        async with self.try_exclusive(run_lock_key(run)) as free:
+            yield free and not await self.sessions_on(record.name)
+
+    async def sessions_on(self, name: str) -> list[str]:
+        """Describe the sessions connected to database ``name`` (pid, application, state)."""
+        async with self._admin() as admin:
+            rows = (await admin.execute(SESSIONS_ON, {"n": name})).all()
+        return [f"pid {pid} ({application or 'no application_name'}, {state})"
+                for pid, application, state in rows]
+
+    @classmethod
+    def connected_database(cls, dbapi_connection) -> str:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT current_database()")
+            return cursor.fetchone()[0]
+        finally:
+            cursor.close()
 
     async def empty_tables(self, connection: AsyncConnection, tables: list[Table]) -> None:
         """One TRUNCATE for all tables, restarting sequences, as if freshly created."""
@@ -158,17 +234,95 @@ class PostgreSQLBackend(Backend):
             await engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def _admin(self, *, timeout: float = 30) -> AsyncIterator[AsyncConnection]:
-        """An AUTOCOMMIT connection to the maintenance database, bounded in time."""
+    async def _admin(self) -> AsyncIterator[AsyncConnection]:
+        """An AUTOCOMMIT connection to the maintenance database; connecting is bounded,
+        and each statement by the statement timeout (a lock wait is a loop of them)."""
         engine = create_async_engine(
             self.url.set(database=MAINTENANCE_DATABASE), poolclass=NullPool,
             isolation_level="AUTOCOMMIT", **self.engine_options(self.url))
         try:
-            async with asyncio.timeout(self.connect_timeout + timeout):
-                async with engine.connect() as connection:
-                    yield connection
+            async with asyncio.timeout(self.connect_timeout + 1):
+                connection = await engine.connect()
+            try:
+                yield connection
+            finally:
+                await connection.close()
         finally:
             await engine.dispose()
+
+
+class RunLocks:
+    """One connection, on a thread of its own, holding this process's run locks.
+
+    Each test class runs on its own event loop, and a connection dies with its
+    loop; this one lives on a loop that lasts as long as the process, so the
+    server releases its locks exactly when the process ends (``kill -9``
+    included), whatever PID namespace or host name the process has.
+    """
+
+    def __init__(self, backend: "PostgreSQLBackend") -> None:
+        self.backend = backend
+        self.pid = os.getpid()
+        self.keys: set[str] = set()
+        self.connection: AsyncConnection | None = None
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="test_framework-run-locks",
+                         daemon=True).start()
+
+    async def hold(self, key: str) -> bool:
+        future = asyncio.run_coroutine_threadsafe(self._hold(key), self.loop)
+        return await asyncio.wrap_future(future)
+
+    async def _hold(self, key: str) -> bool:
+        if self.connection is None or self.connection.closed or \
+                self.connection.sync_connection.connection.driver_connection.is_closed():
+            await self._reconnect()
+        if key not in self.keys:
+            if not (await self.connection.execute(TRY_LOCK, _lock_parameters(key))).scalar_one():
+                return False
+            self.keys.add(key)
+        return True
+
+    async def _reconnect(self) -> None:
+        """Connect (again, after a server restart) and take back the locks held before."""
+        url = self.backend.url.set(database=MAINTENANCE_DATABASE)
+        options = self.backend.engine_options(url)
+        options["connect_args"]["server_settings"]["application_name"] = run_label()[:63]
+        engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                                     **options)
+        async with asyncio.timeout(self.backend.connect_timeout + 1):
+            self.connection = await engine.connect()
+        held, self.keys = self.keys, set()
+        for key in held:
+            if (await self.connection.execute(TRY_LOCK, _lock_parameters(key))).scalar_one():
+                self.keys.add(key)
+
+
+_run_locks: dict[str, RunLocks] = {}
+
+
+def run_locks(backend: PostgreSQLBackend) -> RunLocks:
+    """This process's lock holder for the backend's server (a new one after a fork)."""
+    server = backend.server_key
+    holder = _run_locks.get(server)
+    if holder is None or holder.pid != os.getpid():
+        holder = _run_locks[server] = RunLocks(backend)
+    return holder
+
+
+async def _wait_for(admin: AsyncConnection, key: str, statement) -> None:
+    started = time.monotonic()
+    reported = started
+    while not (await admin.execute(statement, _lock_parameters(key))).scalar_one():
+        if time.monotonic() - reported >= PROGRESS_EVERY:
+            reported = time.monotonic()
+            logger.info("still waiting for %s, held by another run (%.0f s so far)",
+                        key, reported - started)
+        await asyncio.sleep(LOCK_POLL)
+
+
+def _lock_parameters(key: str) -> dict:
+    return {"namespace": LOCK_NAMESPACE, "key": key}
 
 
 def _await(awaitable):

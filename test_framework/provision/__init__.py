@@ -29,9 +29,9 @@ from test_framework.engines import create_engine
 from test_framework.errors import (DatabaseUnavailableError, SchemaBuildError,
                                    UnsafeDatabaseError)
 from test_framework.log import get_logger, mask_url
-from test_framework.provision.ownership import KEPT_LABEL, owner_label, reap_orphans
+from test_framework.provision.ownership import KEPT_LABEL, reap_orphans
 from test_framework.provision.schema import SchemaSource
-from test_framework.provision.templates import ensure_template
+from test_framework.provision.templates import create_database
 
 logger = get_logger(__name__)
 TEST_PREFIX = "test_"
@@ -79,7 +79,7 @@ async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
     ``drop_database``). A failure is remembered, so later tests fail at once
     with the same message instead of each waiting for its own timeout.
     """
-    server = backend.url.render_as_string(hide_password=False)
+    server = backend.server_key
     key = (server, schema.fingerprint(backend.dialect) if schema else None, keep)
     for failed in (key, server):  # an unreachable server fails every schema at once
         if failed in _failures:
@@ -110,41 +110,51 @@ async def _provision(backend: Backend, schema: SchemaSource | None, server: str,
                      keep: bool) -> ProvisionedDatabase:
     if not backend.is_persistent(backend.url):
         return ProvisionedDatabase(backend, backend.url)  # in-memory: one per engine
+    label = await backend.claim_run()  # before anything exists that a reaper could see
     if server not in _reaped_servers:
         _reaped_servers.add(server)
         await reap_orphans(backend)
-    template = await ensure_template(backend, schema) if schema else None
     if keep:
-        return await _kept_database(backend, schema, template)
+        kept = await _kept_database(backend, schema)
+        if kept is not None:
+            return kept
     worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
     url = backend.database_url(backend.test_database_name(worker, secrets.token_hex(3)))
     require_test_database(url, "create")
-    await backend.create_database(url, template=template, label=owner_label())
+    await create_database(backend, schema, url, label=label)
     logger.info("created test database %s", mask_url(url))
     return ProvisionedDatabase(backend, url)
 
 
-async def _kept_database(backend: Backend, schema: SchemaSource | None,
-                         template: URL | None) -> ProvisionedDatabase:
-    """Reuse ``test_<name>_keep_<hash>`` between runs, emptying its tables first."""
+async def _kept_database(backend: Backend, schema: SchemaSource | None
+                         ) -> ProvisionedDatabase | None:
+    """Reuse ``test_<name>_keep_<hash>`` between runs, emptying its tables first.
+
+    The kept database belongs to one run at a time: the run holds its lock
+    until it exits. A second run at the same moment gets a database of its
+    own (None here), and says so once.
+    """
     fingerprint = schema.fingerprint(backend.dialect)[:12] if schema else "none"
     worker = os.environ.get(WORKER_ENVIRONMENT, "main")
     url = backend.database_url(backend.test_database_name("keep", worker, fingerprint),
                                kept=True)
     require_test_database(url, "reuse")
-    async with backend.exclusive(f"test_framework:{url.database}"):
-        if await backend.database_exists(url):
-            await empty_all_tables(backend, url)
-            logger.info("reusing kept test database %s", mask_url(url))
-        else:
-            await backend.create_database(url, template=template, label=KEPT_LABEL)
+    if not await backend.hold_for_run(f"test_framework:keep:{url.database}"):
+        logger.warning("kept database %s is in use by another run; this run uses a database "
+                       "of its own, dropped when it ends", mask_url(url))
+        return None
+    if await backend.database_exists(url):
+        await empty_all_tables(backend, url)
+        logger.info("reusing kept test database %s", mask_url(url))
+    else:
+        await create_database(backend, schema, url, label=KEPT_LABEL)
     return ProvisionedDatabase(backend, url, kept=True)
 
 
 async def empty_all_tables(backend: Backend, url: URL) -> None:
     """Delete every row in every table of the database (its schema stays)."""
     require_test_database(url, "empty")
-    engine = create_engine(backend, url)
+    engine = create_engine(backend, url)  # its connections are checked: see engines.py
     try:
         async with engine.begin() as connection:
             await backend.empty_tables(connection, await data_tables(connection))

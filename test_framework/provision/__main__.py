@@ -1,13 +1,14 @@
 """List and drop leftover test databases by hand.
 
     python -m test_framework.provision list
-    python -m test_framework.provision drop            # orphans: owner process gone
+    python -m test_framework.provision drop            # orphans: their run is provably gone
     python -m test_framework.provision drop --all      # every test_ database on the server
     python -m test_framework.provision drop NAME ...   # these (each must start with test_)
 
 The server is the configured one (TEST_DATABASE_URL, setup.cfg, default), or
 ``--url``. Only databases whose names start with ``test_`` are ever listed
-or dropped.
+or dropped, and a database that a live run still holds is dropped only with
+``--force``, even when named.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from test_framework.backends import backend_for
 from test_framework.config import Setting, project_settings
 from test_framework.errors import TestFrameworkError
 from test_framework.provision import require_test_database
-from test_framework.provision.ownership import is_orphan
+from test_framework.provision.ownership import describe, held_by_live_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     drop = sub.add_parser("drop", help="drop orphans, or the named databases")
     drop.add_argument("names", nargs="*")
     drop.add_argument("--all", action="store_true", help="every test_ database")
+    drop.add_argument("--force", action="store_true",
+                      help="also drop databases that a live run still holds")
     args = parser.parse_args(argv)
     setting = Setting(args.url, "--url") if args.url else project_settings().database_url
     try:
@@ -49,21 +52,37 @@ async def _run(backend, args) -> int:
         return 2
     if args.command == "list":
         for record in records:
-            state = "orphan" if is_orphan(record) else (record.label or "no label")
-            print(f"{record.name}\t{state}")
+            print(f"{record.name}\t{await describe(backend, record)}")
         print(f"{len(records)} test database(s) on {backend.masked_url}")
         return 0
-    chosen = [r for r in records if args.all or r.name in args.names
-              or (not args.names and is_orphan(r))]
-    missing = sorted(set(args.names) - {r.name for r in records})
-    for record in chosen:
-        require_test_database(record.url, "drop")
-        await backend.drop_database(record.url)
-        print(f"dropped {record.name}")
+    named = {r.name for r in records} & set(args.names)
+    missing = sorted(set(args.names) - named)
+    dropped = 0
+    for record in records:
+        if not (args.all or record.name in named):
+            if args.names:
+                continue
+            async with backend.claim_orphan(record) as orphan:  # held while it is dropped
+                if orphan:
+                    await _drop(backend, record)
+                    dropped += 1
+            continue
+        if not args.force and await held_by_live_run(backend, record):
+            print(f"not dropped: {record.name} is held by a live run ({record.label}); "
+                  "add --force to drop it anyway", file=sys.stderr)
+            continue
+        await _drop(backend, record)
+        dropped += 1
     for name in missing:
         print(f"not found (or not a test_ database): {name}", file=sys.stderr)
-    print(f"{len(chosen)} dropped")
+    print(f"{dropped} dropped")
     return 1 if missing else 0
+
+
+async def _drop(backend, record) -> None:
+    require_test_database(record.url, "drop")
+    await backend.drop_database(record.url)
+    print(f"dropped {record.name}")
 
 
 if __name__ == "__main__":

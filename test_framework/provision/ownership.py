@@ -1,57 +1,69 @@
-"""Who made a test database, and whether its maker is gone.
+"""Who made a test database, and whether its maker is provably gone.
 
-Every per-run database carries a label ``test_framework pid=<pid>
-host=<host>`` (a database comment on PostgreSQL; the owner's folder name for
-SQLite). A database whose owner process on this host has died (``kill -9``,
-power loss) is an orphan: the next run drops it. Databases of live runs,
-of other hosts, templates and kept databases are never touched.
+Every per-run database is labelled ``test_framework run=<host>.<pid>.<random>``
+(a database comment on PostgreSQL; the run's folder for SQLite), but a label
+only says who made it. Proof of life is a lock the run holds for as long as
+it lives: a session-level advisory lock on PostgreSQL, an ``flock`` on the
+run folder's ``owner.lock`` on SQLite. The server or the kernel releases it
+when the process dies, whatever its PID namespace or host name. A database
+is an orphan, and is dropped by the next run, only when its run's lock is
+free and (on PostgreSQL) nothing is connected to it. Templates, kept
+databases and anything unlabelled are never reaped.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-
 from test_framework.backends import Backend
-from test_framework.backends.base import DatabaseRecord
+from test_framework.backends.base import DatabaseRecord, run_of
 from test_framework.log import get_logger
 
 logger = get_logger(__name__)
-LABEL = re.compile(r"^test_framework pid=(\d+) host=(\S+)$")
 TEMPLATE_LABEL = "test_framework template"
 KEPT_LABEL = "test_framework kept"
 
 
-def owner_label() -> str:
-    return f"test_framework pid={os.getpid()} host={socket.gethostname()}"
+def template_label(stem: str, built: float) -> str:
+    """A template's label: ours, for exactly this database name, and when it was built."""
+    return f"{TEMPLATE_LABEL} name={stem} built={built:.0f}"
 
 
-def is_orphan(record: DatabaseRecord) -> bool:
-    """True only for our per-run databases whose owner on this host no longer runs."""
-    match = LABEL.match(record.label or "")
-    if not record.name.startswith("test_") or match is None:
-        return False
-    pid, host = int(match.group(1)), match.group(2)
-    return host == socket.gethostname() and not _alive(pid)
+def template_of(record: DatabaseRecord) -> tuple[str, float] | None:
+    """Return ``(name, built)`` for a template this framework labelled, else None."""
+    prefix = f"{TEMPLATE_LABEL} name="
+    if not (record.label or "").startswith(prefix):
+        return None
+    name, _, built = record.label[len(prefix):].rpartition(" built=")
+    try:
+        return name, float(built)
+    except ValueError:
+        return None
 
 
 async def reap_orphans(backend: Backend) -> list[str]:
     """Drop the orphans on ``backend``'s server; return their names."""
     reaped = []
     for record in await backend.list_databases():
-        if is_orphan(record):
-            await backend.drop_database(record.url)
-            reaped.append(record.name)
-            logger.warning("dropped %s, left by a run that no longer exists", record.name)
+        if run_of(record.label) is None:
+            continue
+        async with backend.claim_orphan(record) as orphan:
+            if orphan:
+                await backend.drop_database(record.url)
+                reaped.append(record.name)
+                logger.warning("dropped %s, left by a run that no longer exists", record.name)
     return reaped
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+async def describe(backend: Backend, record: DatabaseRecord) -> str:
+    """One word or phrase for ``databases list``: orphan, live run, template, kept, ..."""
+    if run_of(record.label) is not None:
+        async with backend.claim_orphan(record) as orphan:
+            return "orphan" if orphan else f"live ({record.label})"
+    return record.label or "no label (not made by this framework: never dropped automatically)"
+
+
+async def held_by_live_run(backend: Backend, record: DatabaseRecord) -> bool:
+    """True for another run's database while that run still holds it."""
+    if run_of(record.label) is None:
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+    async with backend.claim_orphan(record) as orphan:
+        return not orphan

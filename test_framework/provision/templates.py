@@ -18,7 +18,7 @@ from test_framework.backends import Backend
 from test_framework.engines import create_engine
 from test_framework.errors import SchemaBuildError
 from test_framework.log import get_logger
-from test_framework.provision.ownership import TEMPLATE_LABEL
+from test_framework.provision.ownership import template_label, template_of
 from test_framework.provision.schema import SchemaSource
 
 logger = get_logger(__name__)
@@ -38,19 +38,49 @@ def template_name(backend: Backend, schema: SchemaSource) -> str:
                                       prefix=TEMPLATE_PREFIX, reserve=len(BUILDING))
 
 
+async def create_database(backend: Backend, schema: SchemaSource | None, url: URL, *,
+                          label: str) -> None:
+    """Create ``url`` with ``schema``, cloned from its template (built first if needed).
+
+    The clone happens under a shared lock on the template, so pruning (which
+    needs it alone) never drops a template a run is about to clone.
+    """
+    if schema is None:
+        await backend.create_database(url, label=label)
+        return
+    name = template_name(backend, schema)
+    template = backend.database_url(name, kept=True)
+    while True:
+        async with backend.shared(template_lock(name)):
+            if await backend.database_exists(template):
+                await backend.create_database(url, template=template, label=label)
+                return
+        await build_template(backend, schema, name)
+
+
 async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
     """Return the URL of a complete template for ``schema``, building it if needed."""
     name = template_name(backend, schema)
     url = backend.database_url(name, kept=True)
-    if await backend.database_exists(url):
-        return url
-    async with backend.exclusive(f"test_framework:{name}"):
+    if not await backend.database_exists(url):
+        await build_template(backend, schema, name)
+    return url
+
+
+def template_lock(name: str) -> str:
+    return f"test_framework:template:{name}"
+
+
+async def build_template(backend: Backend, schema: SchemaSource, name: str) -> None:
+    """Build template ``name`` unless another process has (or is building it: then wait)."""
+    url = backend.database_url(name, kept=True)
+    async with backend.exclusive(f"test_framework:build:{name}"):
         if await backend.database_exists(url):  # another process built it meanwhile
-            return url
+            return
         started = time.perf_counter()
         building = backend.database_url(f"{name}{BUILDING}", kept=True)
         await backend.drop_database(building)  # a build that crashed half-way
-        await backend.create_database(building, label=f"{TEMPLATE_LABEL} built={time.time():.0f}")
+        await backend.create_database(building, label=template_label(backend.stem, time.time()))
         engine = create_engine(backend, building)
         try:
             await schema.build(engine, backend)
@@ -64,34 +94,34 @@ async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
         logger.info("built template %s from %s in %.0f ms", name, schema.description,
                     (time.perf_counter() - started) * 1000)
         await remove_stale_templates(backend, keep=name)
-    return url
 
 
 async def remove_stale_templates(backend: Backend, *, keep: str) -> list[str]:
     """Drop other versions of the same schema, and the oldest templates beyond a cap.
 
-    Same family (identity) with another fingerprint is a stale version. A
+    Only templates this framework labelled for exactly this database name
+    are considered: a hand-made ``test_tpl_...`` or another project's never
+    is. Same family (identity) with another fingerprint is a stale version. A
     suite whose schemas come and go (branches, renamed tables, SQL files in
     other checkouts) would still pile up templates, so only the newest
-    ``MAX_TEMPLATES`` for this database name are kept.
+    ``MAX_TEMPLATES`` for this database name are kept. A template that some
+    run is cloning (or holds) is skipped this time.
     """
     family = keep[: -FINGERPRINT_LENGTH]
-    siblings = [record for record in await backend.list_databases()
-                if record.name.startswith(f"{TEMPLATE_PREFIX}{backend.stem}_")
-                and record.name != keep and not record.name.endswith(BUILDING)]
-    newest_first = sorted(siblings, key=lambda record: built_at(record), reverse=True)
+    siblings = []
+    for record in await backend.list_databases():
+        labelled = template_of(record)
+        if labelled is not None and labelled[0] == backend.stem and record.name != keep \
+                and not record.name.endswith(BUILDING):
+            siblings.append((labelled[1], record))
+    newest_first = [record for _, record in sorted(siblings, key=lambda s: s[0], reverse=True)]
     stale = [record for index, record in enumerate(newest_first)
              if record.name.startswith(family) or index >= MAX_TEMPLATES - 1]
+    dropped = []
     for record in stale:
-        await backend.drop_database(record.url)
-        logger.info("dropped stale template %s", record.name)
-    return [record.name for record in stale]
-
-
-def built_at(record) -> float:
-    """When a template was built, from its label (0 if unknown: oldest first to go)."""
-    _, _, when = (record.label or "").partition(" built=")
-    try:
-        return float(when)
-    except ValueError:
-        return 0.0
+        async with backend.try_exclusive(template_lock(record.name)) as unused:
+            if unused:
+                await backend.drop_database(record.url)
+                dropped.append(record.name)
+                logger.info("dropped stale template %s", record.name)
+    return dropped

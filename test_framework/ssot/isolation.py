@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, A
 
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 from test_framework.log import current_test_id
-from test_framework.provision import data_tables, require_test_database
+from test_framework.backends import require_test_connection
+from test_framework.provision import data_tables
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
 from test_framework.ssot.sessions import RecordingSessionmaker
@@ -231,8 +232,8 @@ class TruncateIsolation(CommitIsolation):
         try:
             await super().end_test(sessions)
         finally:
-            require_test_database(self.engine.url, "truncate")
             async with self.engine.begin() as connection:
+                await require_test_connection(connection, "truncate")
                 if self.tables is None:
                     self.tables = await data_tables(connection)
                 await self.backend.empty_tables(connection, self.tables)

@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.schema import sort_tables
 
 
+DELETE_BATCH_PARAMETERS = 10_000
+
+
 @dataclass(frozen=True)
 class TrackedRow:
     """One created row: its table and primary-key values."""
@@ -60,7 +63,8 @@ class RowTracker:
     async def delete_all(self) -> None:
         """Delete every tracked row (committed or in the open transaction), children first.
 
-        One DELETE per table. The caller commits; pending rows are forgotten
+        One DELETE per table and batch of keys (drivers cap bound parameters
+        at 32,767 a statement; SQLite's at 32,766). The caller commits; pending rows are forgotten
         first so that commit cannot promote rows that are already gone.
         """
         by_table: dict[Table, list[tuple]] = defaultdict(list)
@@ -68,7 +72,11 @@ class RowTracker:
             by_table[row.table].append(row.key)
         self.forget_all()
         for table in reversed(sort_tables(by_table)):
-            await self._session.execute(table.delete().where(_key_filter(table, by_table[table])))
+            keys = by_table[table]
+            step = max(1, DELETE_BATCH_PARAMETERS // len(table.primary_key.columns))
+            for start in range(0, len(keys), step):
+                await self._session.execute(
+                    table.delete().where(_key_filter(table, keys[start:start + step])))
 
     def close(self) -> None:
         """Stop listening to the session's events (the record itself is kept)."""

@@ -118,9 +118,13 @@ def orphaned_databases(url: str | None) -> set[str]:
         return set()
     from test_framework.backends import backend_for
     from test_framework.config import Setting
-    from test_framework.provision.ownership import is_orphan
-    records = asyncio.run(backend_for(Setting(url, "test")).list_databases())
-    return {record.name for record in records if is_orphan(record)}
+    from test_framework.provision.ownership import describe
+    backend = backend_for(Setting(url, "test"))
+
+    async def orphans() -> set[str]:
+        return {record.name for record in await backend.list_databases()
+                if await describe(backend, record) == "orphan"}
+    return asyncio.run(orphans())
 
 
 def server_test_databases(url: str | None) -> set[str]:

@@ -5,7 +5,8 @@ import unittest
 from sqlalchemy import text
 
 from test_framework import SSotAsyncTestCase
-from tests.support import count_rows, count_rows_sync, problems, run_case, separate_connection
+from tests.support import (count_rows, count_rows_sync, problems, run_case,
+                           separate_connection, timeout)
 
 
 class TestForeignKeyOrder(unittest.TestCase):
@@ -64,3 +65,27 @@ class TestTransactionAwareTracking(SSotAsyncTestCase):
         await self.db.cleanup_test_data()
         self.assertEqual(await count_rows(self.engine.url, "users"), 0)
         self.assertEqual(self.db.tracked_rows, [])
+
+
+class TestManyTrackedRows(SSotAsyncTestCase):
+    isolation = "commit"
+
+    @timeout(300)
+    async def test_cleanup_removes_100000_tracked_rows_in_batches(self):
+        """One DELETE with every key would pass the drivers' 32,767-parameter cap."""
+        first, count = 1_000_000, 100_000
+        rows = ("SELECT g, 'u' || g || '@x.test', true FROM "
+                "generate_series(CAST(:a AS integer), CAST(:b AS integer)) AS g"
+                if self.engine.dialect.name == "postgresql" else
+                "SELECT g, 'u' || g || '@x.test', 1 FROM (WITH RECURSIVE c(g) AS (SELECT :a "
+                "UNION ALL SELECT g + 1 FROM c WHERE g < :b) SELECT g FROM c)")
+        users = await self.db.table("users")
+        await self.db.begin_transaction()
+        await self.db.execute_query(f"INSERT INTO users (id, email, is_active) {rows}",
+                                    {"a": first, "b": first + count - 1})
+        for key in range(first, first + count):
+            self.db._tracker.track(users, (key,))
+        await self.db.commit_transaction()
+        self.assertEqual(await count_rows(self.engine.url, "users"), count)
+        await self.db.cleanup_test_data()
+        self.assertEqual(await count_rows(self.engine.url, "users"), 0, "checked from outside")
