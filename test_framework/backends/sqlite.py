@@ -37,7 +37,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import sort_tables
 
+from test_framework.backends import sqlite_interrupts
 from test_framework.backends.base import Backend, DatabaseRecord
+from test_framework.interrupts import on_interrupt
 
 MEMORY_NAMES = {None, "", ":memory:"}
 PRIVATE_PREFIX = "test_framework_"
@@ -149,15 +151,33 @@ class SQLiteBackend(Backend):
         return {"connect_args": {"timeout": self.timeouts.lock}}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
-        event.listen(engine.sync_engine, "connect", _on_connect)
-        event.listen(engine.sync_engine, "begin", _on_begin)
+        statement_timeout = self.timeouts.statement
+
+        def on_connect(dbapi_connection, connection_record) -> None:
+            _on_connect(dbapi_connection, connection_record, statement_timeout=statement_timeout)
+
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "do_connect", sqlite_interrupts.use_interruptible_connections)
+        event.listen(sync_engine, "connect", on_connect)
+        event.listen(sync_engine, "begin", _on_begin)
+        event.listen(sync_engine, "before_cursor_execute", sqlite_interrupts.statement_sent)
+        event.listen(sync_engine, "after_cursor_execute", sqlite_interrupts.statement_done)
+        event.listen(sync_engine, "handle_error", sqlite_interrupts.statement_failed)
+        on_interrupt(sqlite_interrupts.interrupt_all)
+
+    def explain_statement_error(self, exc: BaseException, connection=None) -> str | None:
+        if sqlite_interrupts.timed_out(exc, connection):
+            return (f"test_framework: the statement ran longer than statement_timeout "
+                    f"({self.timeouts.statement:g}s) and was stopped; raise the bound with "
+                    "TEST_FRAMEWORK_STATEMENT_TIMEOUT if it is expected to be slow")
+        return None
 
     def explain_connect_error(self, exc: BaseException) -> str:
         return "check that the folder of the SQLite file exists and is writable"
 
 
-def _on_connect(dbapi_connection, connection_record) -> None:
-    """Disable the driver's own BEGIN handling, enforce foreign keys, skip fsync.
+def _on_connect(dbapi_connection, connection_record, *, statement_timeout: float) -> None:
+    """Disable the driver's own BEGIN handling, enforce foreign keys, skip fsync, bound statements.
 
     Test databases are throwaway files: waiting for the disk on every commit
     (``synchronous=FULL``) made each commit-mode test about 3x slower.
@@ -167,6 +187,8 @@ def _on_connect(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=OFF")
     cursor.close()
+    sqlite_interrupts.install_statement_clock(dbapi_connection, connection_record,
+                                              timeout=statement_timeout)
 
 
 def _on_begin(connection) -> None:

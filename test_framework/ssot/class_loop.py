@@ -20,6 +20,7 @@ import sys
 import warnings
 
 from test_framework.config import project_settings
+from test_framework.interrupts import interrupt_running_statements
 from test_framework.log import get_logger
 
 logger = get_logger(__name__)
@@ -32,7 +33,8 @@ class ClassRunner:
     ``asyncio.Runner.run`` installs and removes a SIGINT handler on every call,
     four calls per test; that alone cost about 0.1 ms a test. Here the loop is
     made once per class and ``run`` only schedules the coroutine as a task.
-    Ctrl-C raises ``KeyboardInterrupt`` out of ``run``, as in plain asyncio.
+    Ctrl-C raises ``KeyboardInterrupt`` out of ``run``, as in plain asyncio, after
+    stopping the statements drivers run on worker threads (``test_framework.interrupts``).
     """
 
     def __init__(self, *, debug: bool | None = None) -> None:
@@ -48,7 +50,13 @@ class ClassRunner:
         """Run ``coroutine`` to completion as a task on the class loop."""
         if asyncio._get_running_loop() is not None:
             raise RuntimeError("Runner.run() cannot be called from a running event loop")
-        return self._loop.run_until_complete(self._loop.create_task(coroutine, context=context))
+        task = self._loop.create_task(coroutine, context=context)
+        try:
+            return self._loop.run_until_complete(task)
+        except KeyboardInterrupt:  # stop statements on driver threads, or exit waits for them
+            interrupt_running_statements()
+            task.add_done_callback(_forget_outcome)
+            raise
 
     def close(self) -> None:
         """Cancel what is left, finish async generators and the executor, close the loop."""
@@ -65,6 +73,16 @@ class ClassRunner:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def _forget_outcome(task: asyncio.Task) -> None:
+    """Mark an interrupted task's error as seen: it echoes the Ctrl-C already reported.
+
+    Cancelling the task instead would make SQLAlchemy hard-close its connection
+    while the driver still runs the statement, and aiosqlite's later close can hang.
+    """
+    if not task.cancelled():
+        task.exception()
 
 
 def class_runner(test_class: type) -> ClassRunner:

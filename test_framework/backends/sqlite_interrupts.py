@@ -1,0 +1,143 @@
+"""Stop SQLite statements that run past the statement timeout, or when Ctrl-C is pressed.
+
+SQLite has no server that could cancel a statement, and aiosqlite runs each
+connection's statements on a worker thread: after Ctrl-C an endless query
+went on running, and the class cleanup that closes its connection waited
+behind it forever.
+
+* Ctrl-C: every connection is made by ``InterruptibleConnection``, which
+  remembers itself so ``interrupt_all`` can call ``sqlite3.Connection.interrupt``
+  from the main thread. SQLite aborts the statements running at that moment
+  (``sqlite3.OperationalError: interrupted``) and no later ones.
+* Statement timeout: a progress handler, which SQLite calls on the worker
+  thread every ``PROGRESS_STEPS`` virtual-machine instructions (about 0.1 ms
+  of work), aborts a statement once it has run longer than the timeout.
+
+A statement's clock starts when SQLAlchemy sends it (``before_cursor_execute``)
+and stops when it returns or fails. SQLAlchemy does not see raw driver calls
+(``executescript``): their clock starts at the first progress call after the
+connection sat idle for ``IDLE_GAP``, so raw calls issued back to back share
+one clock. (A trace callback would see every statement start, but sqlite3
+hands it the SQL with the parameters spelled out: a 1 MB blob insert took
+32 ms instead of 1 ms.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+import weakref
+
+PROGRESS_STEPS = 10_000
+IDLE_GAP = 0.1
+INFO_KEY = "test_framework.sqlite_statement_clock"
+_live: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class InterruptibleConnection(sqlite3.Connection):
+    """A sqlite3 connection that ``interrupt_all`` can reach from another thread."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        with _live_lock:
+            _live.add(self)
+
+
+def interrupt_all() -> None:
+    """Abort the statements running now on every connection (an interrupt callback)."""
+    with _live_lock:
+        connections = list(_live)
+    for connection in connections:
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed meanwhile
+            connection.interrupt()  # the one sqlite3 call allowed from any thread
+
+
+class StatementClock:
+    """One connection's running statement: when it began, and whether it ran out of time."""
+
+    __slots__ = ("timeout", "started", "announced", "last_progress", "timed_out")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.started = self.last_progress = float("-inf")
+        self.announced = False
+        self.timed_out = False
+
+    def sent(self) -> None:
+        """SQLAlchemy sends a statement (event loop thread)."""
+        self.started = time.monotonic()
+        self.announced = True
+        self.timed_out = False
+
+    def done(self) -> None:
+        """SQLAlchemy's statement returned or failed: later driver work is a new statement."""
+        self.announced = False
+        self.last_progress = float("-inf")
+
+    def should_stop(self) -> bool:
+        """Progress handler (worker thread): True aborts the running statement."""
+        now = time.monotonic()
+        if not self.announced and now - self.last_progress > IDLE_GAP:
+            self.started = now  # a raw driver call began after the connection idled
+            self.timed_out = False
+        self.last_progress = now
+        if now - self.started <= self.timeout:
+            return False
+        self.timed_out = True
+        self.last_progress = float("-inf")
+        return True
+
+
+def use_interruptible_connections(dialect, connection_record, cargs, cparams) -> None:
+    """Make new connections ``InterruptibleConnection`` (a ``do_connect`` listener)."""
+    cparams["factory"] = InterruptibleConnection
+
+
+def install_statement_clock(dbapi_connection, connection_record, *, timeout: float) -> None:
+    """Bound every statement of a new connection (a pool ``connect`` event's arguments).
+
+    The sqlite3 connection accepts the handler only on aiosqlite's thread, so
+    it goes through ``run_async`` to aiosqlite's own method.
+    """
+    clock = StatementClock(timeout)
+    connection_record.info[INFO_KEY] = clock
+    dbapi_connection.run_async(
+        lambda driver: driver.set_progress_handler(clock.should_stop, PROGRESS_STEPS))
+
+
+def statement_sent(connection, cursor, statement, parameters, context, executemany) -> None:
+    """Start the statement's clock (a ``before_cursor_execute`` listener)."""
+    clock = connection.info.get(INFO_KEY)
+    if clock is not None:
+        clock.sent()
+
+
+def statement_done(connection, *args) -> None:
+    """Stop the statement's clock (an ``after_cursor_execute`` listener)."""
+    clock = connection.info.get(INFO_KEY)
+    if clock is not None:
+        clock.done()
+
+
+def statement_failed(context) -> None:
+    """Stop the statement's clock (a ``handle_error`` listener)."""
+    if context.connection is not None:
+        with contextlib.suppress(Exception):  # an invalidated connection has no clock
+            statement_done(context.connection)
+
+
+def timed_out(exc: BaseException, connection) -> bool:
+    """Return True if ``exc`` is our abort of a statement that ran past the timeout.
+
+    ``connection`` is the SQLAlchemy connection it ran on (``handle_error``'s).
+    """
+    if not (isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted"):
+        return False
+    try:
+        clock = connection.info.get(INFO_KEY) if connection is not None else None
+    except Exception:  # the connection is already invalidated: no clock to ask
+        return False
+    return clock is not None and clock.timed_out
