@@ -14,20 +14,33 @@ plugin drops them when the worker stops. Enable it in ``setup.cfg`` and run
 
 With ``TEST_FRAMEWORK_SHARD=2/4`` only the second quarter of the test
 classes is loaded (see ``test_framework.sharding``).
+
+A worker whose nose2 process dies, even by ``kill -9``, ends itself and drops
+its databases: it holds both ends of nose2's pipe, so it would otherwise wait
+for its next test forever. On Linux the kernel sends it SIGTERM
+(``PR_SET_PDEATHSIG``); elsewhere a thread checks the parent pid every
+``PARENT_POLL`` seconds.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import multiprocessing.util
 import os
 import signal
+import sys
 import threading
+import time
 import unittest
 
 from nose2.events import Plugin
 
 from test_framework.provision import drop_databases_now
 from test_framework.sharding import current_shard
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL = 0.5
 
 
 class TestFrameworkPlugin(Plugin):
@@ -42,6 +55,7 @@ class TestFrameworkPlugin(Plugin):
         # nose2's main process dies and multiprocessing terminates (SIGTERM) its workers.
         multiprocessing.util.Finalize(None, drop_databases_now, exitpriority=100)
         signal.signal(signal.SIGTERM, _drop_and_exit)
+        _terminate_when_orphaned()
 
     def stopSubprocess(self, event):
         drop_databases_now()
@@ -58,6 +72,34 @@ def _drop_and_exit(signum, frame):
     dropper.start()
     dropper.join(timeout=30)
     os._exit(128 + signum)
+
+
+def _terminate_when_orphaned() -> None:
+    """Have SIGTERM sent to this worker when nose2's process dies (then ``_drop_and_exit``)."""
+    parent = multiprocessing.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    if not _parent_death_signal(signal.SIGTERM):
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                         name="test_framework parent watcher").start()
+    if os.getppid() != parent_pid:  # nose2 died before we asked to be told
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` when the parent dies; False where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _only(suite: unittest.TestSuite, shard) -> unittest.TestSuite:
