@@ -126,7 +126,8 @@ class AsyncTestDatabase:
                             params: Mapping[str, Any] | None = None) -> int:
         """Count rows in a real table, optionally matching a condition with bound ``params``."""
         schema, name = split_table_name(table_name)
-        condition = check_where_clause(where_clause) if where_clause else ""
+        dialect = self.session.get_bind().dialect.name
+        condition = check_where_clause(where_clause, dialect=dialect) if where_clause else ""
         if params and not condition:
             raise QueryGuardError(
                 f"count_records({table_name!r}) got params {sorted(params)} but no where_clause "
