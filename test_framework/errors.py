@@ -34,3 +34,16 @@ class CleanupError(TestFrameworkError):
 
 class SchemaBuildError(TestFrameworkError):
     """Building the schema (metadata, SQL file or migrations) into a template failed."""
+
+
+def last_cause(exc: BaseException) -> BaseException:
+    """Return the innermost cause of ``exc``, without its traceback, to chain from.
+
+    A driver's frames keep the connection parameters (password included) in
+    their local variables, which ``unittest --locals`` and ``pytest -l`` print;
+    the innermost error's type and message are what a person needs.
+    """
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    exc.__context__ = None
+    return exc.with_traceback(None)

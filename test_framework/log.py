@@ -76,7 +76,7 @@ def configure_from_environment(environ=os.environ) -> None:
 
 
 SECRET_PARAMETERS = re.compile(r"(?i)\b(password|passwd|pwd|passfile|sslpassword)=([^&\s'\"]*)")
-USERINFO = re.compile(r"(\w[\w+.-]*://[^/\s:@'\"]*:)([^@\s'\"]*)@")
+USERINFO = re.compile(r"(://\s*[^/\s:@'\"]*:)([^@\s'\"]*)@")
 
 
 def mask_url(url: str | URL) -> str:

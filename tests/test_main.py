@@ -25,6 +25,14 @@ class TestCommandLine(unittest.TestCase):
         self.assertRegex(run.stdout, r"lock_timeout\s+2.0\s+\(TEST_FRAMEWORK_LOCK_TIMEOUT")
         self.assertNotIn("s3cret", run.stdout + run.stderr)
 
+    def test_password_in_the_query_is_never_printed(self):
+        url = "postgresql+asyncpg://u@127.0.0.1:1/app?password=q-s3cret&ssl=disable"
+        for command in ("config", "check"):
+            with self.subTest(command):
+                run = cli(command, TEST_DATABASE_URL=url)
+                self.assertRegex(run.stdout + run.stderr, r"u(:\*\*\*)?@127.0.0.1:1/app")
+                self.assertNotIn("q-s3cret", run.stdout + run.stderr)
+
     def test_check_reports_the_configured_server(self):
         run = cli("check")
         self.assertEqual(run.returncode, 0, run.stderr)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from test_framework.backends import Backend, backend_class_for_url
 from test_framework.engines import create_engine
 from test_framework.errors import (DatabaseUnavailableError, SchemaBuildError,
-                                   UnsafeDatabaseError)
+                                   UnsafeDatabaseError, last_cause)
 from test_framework.log import get_logger, mask_url
 from test_framework.provision.ownership import KEPT_LABEL, reap_orphans
 from test_framework.provision.schema import SchemaSource
@@ -90,7 +90,7 @@ async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
         database = await _provision(backend, schema, server, keep=keep and not private)
     except Exception as exc:
         _failures[key if isinstance(exc, SchemaBuildError) else server] = exc
-        raise DatabaseUnavailableError(_explain(backend, exc)) from exc
+        raise DatabaseUnavailableError(_explain(backend, exc)) from last_cause(exc)
     if private:
         _private.append(database)
     else:

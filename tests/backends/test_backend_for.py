@@ -71,3 +71,22 @@ class TestBackendFor(unittest.TestCase):
             with self.assertRaises(ConfigurationError):
                 check(url)
         self.assertLess(time.monotonic() - started, 1.0)
+
+
+class TestLongMultibyteNames(unittest.TestCase):
+    """PostgreSQL cuts names at 63 bytes: the unique parts must survive, the stem gives way."""
+
+    def test_unique_parts_kept_whole_and_stems_told_apart(self):
+        names = []
+        for stem in ("ü" * 40, "ü" * 41):
+            backend = check(f"postgresql+asyncpg://u@h/{stem}")
+            name = backend.test_database_name("p4194304", "a1b2c3", reserve=len("_building"))
+            self.assertLessEqual(len(name.encode()) + len("_building"), 63, name)
+            self.assertTrue(name.endswith("_p4194304_a1b2c3"), name)
+            self.assertTrue(name.startswith("test_üü"), name)
+            names.append(name)
+        self.assertNotEqual(names[0], names[1], "a hash of the whole stem tells them apart")
+
+    def test_short_names_unchanged(self):
+        backend = check("postgresql+asyncpg://u@h/app")
+        self.assertEqual(backend.test_database_name("p1", "ab"), "test_app_p1_ab")

@@ -15,11 +15,14 @@ class TestPasswordsNeverShown(unittest.TestCase):
     @unittest.skipUnless(backend_name() == "postgresql", "needs a server that checks passwords")
     def test_password_absent_from_every_line_at_debug(self):
         url = os.environ["TEST_DATABASE_URL"].replace("postgres@", "postgres:pw-s3cr3t-value@")
+        in_query = os.environ["TEST_DATABASE_URL"] + "?password=pw-s3cr3t-value"
         output = ""
-        for case in ("UsesPassword", "BadPasswordServer"):  # each stops its own run
-            run = run_suite("-m", "unittest", "-v",
+        for case, database_url, flags in (  # each case stops its own run
+                ("UsesPassword", url, ()), ("UsesPassword", in_query, ()),
+                ("BadPasswordServer", url, ("--locals",))):
+            run = run_suite("-m", "unittest", "-v", *flags,
                             f"tests.functional.scenarios.with_password.{case}",
-                            cwd=ROOT, env_updates={"TEST_DATABASE_URL": url,
+                            cwd=ROOT, env_updates={"TEST_DATABASE_URL": database_url,
                                                    "TEST_FRAMEWORK_LOG_LEVEL": "DEBUG"})
             self.assertEqual(run.leftover_databases, [])
             output += run.stdout + run.stderr
@@ -28,6 +31,8 @@ class TestPasswordsNeverShown(unittest.TestCase):
         self.assertIn("postgres:***@", output, "the masked URL is shown")
         self.assertNotIn("pw-s3cr3t-value", output)
         self.assertNotIn("hunter2-unreachable", output)
+        self.assertIn("postgresql://app:***@db/app", output, "a parameter is masked, not dropped")
+        self.assertNotIn("param-s3cr3t", output)
 
 
 class TestInterrupt(unittest.TestCase):

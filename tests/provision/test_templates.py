@@ -19,9 +19,10 @@ from tests.support import separate_connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_child(table: str, *extra: str) -> subprocess.Popen:
+def start_child(table: str, *extra: str, prefix: list[str] = ()) -> subprocess.Popen:
     env = dict(os.environ, TEST_FRAMEWORK_LOG_LEVEL="INFO")
-    return subprocess.Popen([sys.executable, "-m", "tests.provision.child", table, *extra],
+    return subprocess.Popen([*prefix, sys.executable, "-m", "tests.provision.child", table,
+                             *extra],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -128,3 +129,51 @@ class TestTemplateCap(unittest.TestCase):
         remaining = asyncio.run(ours())
         self.assertLessEqual(len(remaining), MAX_TEMPLATES)
         self.assertIn(built[-1], remaining, "the newest template stays")
+
+
+class TestPruningTouchesOnlyOurs(unittest.TestCase):
+    """Stale-template pruning drops only templates labelled for exactly this database name."""
+
+    def setUp(self):
+        from sqlalchemy.engine import make_url
+        from test_framework.config import Setting
+        url = make_url(project_settings().database_url.value or "sqlite+aiosqlite:///x.db")
+        stem = f"prune{secrets.token_hex(3)}"
+        url = url.set(database=f"{stem}.db" if url.get_backend_name() == "sqlite" else stem)
+        self.backend = backend_for(Setting(url.render_as_string(hide_password=False), "test"))
+        self.stem = stem
+        self.addCleanup(lambda: asyncio.run(self.drop_all()))
+
+    async def drop_all(self):
+        for record in await self.backend.list_databases():
+            if self.stem in record.name:
+                await self.backend.drop_database(record.url)
+
+    async def make(self, name: str, label: str | None):
+        await self.backend.create_database(self.backend.database_url(name, kept=True),
+                                           label=label)
+
+    async def names(self) -> set[str]:
+        return {r.name for r in await self.backend.list_databases() if self.stem in r.name}
+
+    def test_unlabelled_other_projects_and_busy_templates_survive(self):
+        from test_framework.provision.ownership import template_label
+        from test_framework.provision.templates import remove_stale_templates, template_lock
+        family = f"{TEMPLATE_PREFIX}{self.stem}_aaaaaa_"
+        keep = f"{family}{'1' * 12}"
+        ours_stale, ours_busy = f"{family}{'2' * 12}", f"{family}{'3' * 12}"
+        hand_made, other_project = f"{family}mine", f"{TEMPLATE_PREFIX}{self.stem}_v2_x_{'4' * 12}"
+
+        async def scenario():
+            await self.make(keep, template_label(self.stem, 3))
+            await self.make(ours_stale, template_label(self.stem, 1))
+            await self.make(ours_busy, template_label(self.stem, 2))
+            await self.make(hand_made, None)
+            await self.make(other_project, template_label(f"{self.stem}_v2", 0))
+            async with self.backend.shared(template_lock(ours_busy)):  # a run cloning it
+                dropped = await remove_stale_templates(self.backend, keep=keep)
+            return dropped, await self.names()
+
+        dropped, left = asyncio.run(scenario())
+        self.assertEqual(dropped, [ours_stale])
+        self.assertEqual(left, {keep, ours_busy, hand_made, other_project})

@@ -9,6 +9,8 @@ class UsesPassword(SSotAsyncTestCase):
         self.logger.info("engine: %r", self.engine)
         await self.db.create_test_user({"email": "pw@x.test"})
         self.assertEqual(await self.db.count_records("users"), 1)
+        # A parameter that holds a URL with a password is logged masked at DEBUG.
+        await self.db.fetch_one("SELECT :u AS u", {"u": "postgresql://app:param-s3cr3t@db/app"})
 
 
 class BadPasswordServer(SSotAsyncTestCase):
