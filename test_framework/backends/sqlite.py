@@ -27,10 +27,11 @@ import hashlib
 import os
 import secrets
 import shutil
-import socket
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import IO, Any, AsyncIterator
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL
@@ -40,11 +41,30 @@ from sqlalchemy.schema import sort_tables
 from test_framework.backends import sqlite_interrupts
 from test_framework.backends.base import Backend, DatabaseRecord
 from test_framework.interrupts import on_interrupt
+from test_framework.log import get_logger
+
+logger = get_logger(__name__)
 
 MEMORY_NAMES = {None, "", ":memory:"}
 PRIVATE_PREFIX = "test_framework_"
 SUFFIX = ".sqlite3"
-_private_dir: Path | None = None
+LABEL_SUFFIX = ".label"
+OWNER_LOCK = "owner.lock"
+LOCK_POLL = 0.2
+PROGRESS_EVERY = 10.0
+
+
+@dataclass
+class PrivateFolder:
+    """This process's folder of database files, and the open lock file that proves it lives."""
+
+    path: Path
+    lock: IO
+    pid: int
+
+
+_private: PrivateFolder | None = None
+_held_for_run: dict[str, tuple[int, IO]] = {}
 
 
 def cache_dir() -> Path:
@@ -56,12 +76,57 @@ def cache_dir() -> Path:
 
 
 def private_dir() -> Path:
-    """Return this process's folder for its database files, made on first use."""
-    global _private_dir
-    if _private_dir is None or _private_dir.name.split("_")[2] != str(os.getpid()):
-        _private_dir = Path(tempfile.mkdtemp(
+    """Return this process's folder for its database files, made on first use.
+
+    The folder holds ``owner.lock``, flocked for the life of the process: the
+    kernel releases it when the process dies, in whatever PID namespace. The
+    lock file appears already locked (renamed into place), so no reaper can
+    ever find it free while its run is alive.
+    """
+    global _private
+    if _private is None or _private.pid != os.getpid():
+        path = Path(tempfile.mkdtemp(
             prefix=f"{PRIVATE_PREFIX}{os.getpid()}_{secrets.token_hex(2)}_"))
-    return _private_dir
+        staging = path / f".{OWNER_LOCK}"
+        lock = open(staging, "w")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(staging, path / OWNER_LOCK)
+        _private = PrivateFolder(path, lock, os.getpid())
+    return _private.path
+
+
+def _remove_if_emptied(folder: Path) -> None:
+    """Remove a run's folder once only its lock file is left (ours: forget it too)."""
+    global _private
+    if not folder.is_dir() or any(p.name != OWNER_LOCK for p in folder.iterdir()):
+        return
+    (folder / OWNER_LOCK).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    if _private is not None and _private.path == folder and _private.pid == os.getpid():
+        _private.lock.close()
+        _private = None
+
+
+def _lock_file(key: str) -> IO:
+    folder = cache_dir() / "locks"
+    folder.mkdir(exist_ok=True)
+    return open(folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock", "a")
+
+
+async def _flock_waiting(handle: IO, mode: int, key: str) -> None:
+    """Wait for a flock as long as its holder lives, logging progress (never blocks the loop)."""
+    started = reported = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() - reported >= PROGRESS_EVERY:
+                reported = time.monotonic()
+                logger.info("still waiting for %s, held by another run (%.0f s so far)",
+                            key, reported - started)
+            await asyncio.sleep(LOCK_POLL)
 
 
 class SQLiteBackend(Backend):
@@ -85,21 +150,33 @@ class SQLiteBackend(Backend):
 
     async def create_database(self, url: URL, *, template: URL | None = None,
                               label: str | None = None) -> None:
-        """Copy the template file, or start empty (SQLite creates files on connect)."""
-        if template is not None and self.is_persistent(url):
+        """Copy the template file, or start with an empty one.
+
+        Files in the cache folder carry their label beside them (``<file>.label``);
+        a file in a run's private folder is labelled by that folder.
+        """
+        if not self.is_persistent(url):
+            return
+        if template is not None:
             await asyncio.to_thread(shutil.copyfile, template.database, url.database)
+        else:  # an empty file is an empty database, and shows in listings at once
+            Path(url.database).touch()
+        if label is not None and Path(url.database).parent == cache_dir():
+            Path(url.database + LABEL_SUFFIX).write_text(label, encoding="utf-8")
 
     async def drop_database(self, url: URL) -> None:
         if not self.is_persistent(url):
             return
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm", LABEL_SUFFIX):
             Path(url.database + suffix).unlink(missing_ok=True)
         folder = Path(url.database).parent
-        if folder.name.startswith(PRIVATE_PREFIX) and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        if folder.name.startswith(PRIVATE_PREFIX):
+            _remove_if_emptied(folder)
 
     async def rename_database(self, url: URL, name: str) -> URL:
         renamed = url.set(database=str(Path(url.database).with_name(f"{name}{SUFFIX}")))
+        if Path(url.database + LABEL_SUFFIX).exists():
+            os.replace(url.database + LABEL_SUFFIX, renamed.database + LABEL_SUFFIX)
         os.replace(url.database, renamed.database)
         return renamed
 
@@ -107,31 +184,94 @@ class SQLiteBackend(Backend):
         return not self.is_persistent(url) or Path(url.database).exists()
 
     async def list_databases(self) -> list[DatabaseRecord]:
-        """Files in every process's private folder (labelled with its pid) and the cache."""
+        """Files in every run's private folder (labelled with the run) and in the cache."""
         records = []
         for path in sorted(Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*/test_*{SUFFIX}")):
-            pid = path.parent.name.split("_")[2]
-            label = f"test_framework pid={pid} host={socket.gethostname()}"
-            records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)), label))
+            records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)),
+                                          f"test_framework run={path.parent.name}"))
         for path in sorted(cache_dir().glob(f"test_*{SUFFIX}")):
             try:
-                built = path.stat().st_mtime
-            except FileNotFoundError:  # renamed or dropped by another process just now
-                continue
-            records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)),
-                                          f"test_framework cache built={built:.0f}"))
+                label = Path(f"{path}{LABEL_SUFFIX}").read_text(encoding="utf-8")
+            except FileNotFoundError:  # unlabelled, or renamed or dropped just now
+                label = None
+            if path.exists():
+                records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)), label))
         return records
 
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
         """``flock`` on a file in the cache folder; released when the file closes."""
-        lock_file = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
-        with open(lock_file, "w") as handle:
-            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        with _lock_file(key) as handle:
+            await _flock_waiting(handle, fcntl.LOCK_EX, key)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def shared(self, key: str) -> AsyncIterator[None]:
+        with _lock_file(key) as handle:
+            await _flock_waiting(handle, fcntl.LOCK_SH, key)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def try_exclusive(self, key: str) -> AsyncIterator[bool]:
+        with _lock_file(key) as handle:
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
+    async def hold_for_run(self, key: str) -> bool:
+        """A flock kept open until the process exits (a forked child takes its own)."""
+        held = _held_for_run.get(key)
+        if held is not None and held[0] == os.getpid():
+            return True
+        handle = _lock_file(key)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        _held_for_run[key] = (os.getpid(), handle)
+        return True
+
+    async def claim_run(self) -> str:
+        return f"test_framework run={private_dir().name}"
+
+    @contextlib.asynccontextmanager
+    async def claim_orphan(self, record: DatabaseRecord) -> AsyncIterator[bool]:
+        """An orphan lies in a run's folder whose ``owner.lock`` nobody holds any more."""
+        folder = Path(record.url.database).parent
+        ours = _private is not None and _private.path == folder and _private.pid == os.getpid()
+        try:
+            handle = None if ours or not folder.name.startswith(PRIVATE_PREFIX) \
+                else open(folder / OWNER_LOCK, "r")
+        except FileNotFoundError:  # a folder made by an older version, or being removed
+            handle = None
+        if handle is None:
+            yield False
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+            _remove_if_emptied(folder)
+
+    @classmethod
+    def connected_database(cls, dbapi_connection) -> str:
+        """The main database's file, with symbolic links resolved (``""`` in memory)."""
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA database_list")
+            path = next(row[2] for row in cursor.fetchall() if row[1] == "main")
+        finally:
+            cursor.close()
+        if not path:
+            return "test_memory"
+        return Path(os.path.realpath(path)).name.removesuffix(SUFFIX)
 
     async def empty_tables(self, connection: AsyncConnection, tables: list[Table]) -> None:
         """DELETE children before parents (no TRUNCATE here), and restart AUTOINCREMENT."""

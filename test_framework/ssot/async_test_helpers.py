@@ -27,7 +27,7 @@ from sqlalchemy.sql.expression import Executable
 
 from test_framework.errors import CleanupError, QueryGuardError
 from test_framework.log import get_logger
-from test_framework.provision import require_test_database
+from test_framework.backends import require_test_connection
 from test_framework.ssot.factories import create_row
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
 from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, checked_values,
@@ -191,7 +191,7 @@ class AsyncTestDatabase:
         tables = sorted({row.table.fullname for row in self.tracked_rows})
         try:
             connection = await self.session.connection()
-            require_test_database(connection.engine.url, "delete rows from")
+            await require_test_connection(connection, "delete rows from")
             await self._tracker.delete_all()
             await self.session.commit()
         except Exception as exc:
