@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from test_framework import sample_schema
-from test_framework.errors import ConfigurationError
+from test_framework.errors import ConfigurationError, SchemaBuildError
 
 
 class SchemaSource:
@@ -93,7 +93,16 @@ class SqlFileSchema(SchemaSource):
 
 
 class AlembicSchema(SchemaSource):
-    """Run ``alembic upgrade head`` once per template; the heads are the fingerprint."""
+    """Run ``alembic upgrade head`` once per template; scripts, env.py and ini are the fingerprint.
+
+    Alembic gets the template two ways: its own connection in
+    ``config.attributes["connection"]`` (Alembic's documented recipe for
+    programmatic use) when env.py reads it, and the URL as ``sqlalchemy.url``
+    otherwise. An env.py that builds its URL from the application's settings
+    ignores both, and its migrations run elsewhere; the build then checks that
+    the template really holds the head revision and fails, naming env.py,
+    rather than keep an empty template.
+    """
 
     def __init__(self, ini_path: Path) -> None:
         try:
@@ -110,20 +119,62 @@ class AlembicSchema(SchemaSource):
     def identity(self) -> str:
         return _digest(str(self.path.resolve()))
 
+    @property
+    def env_py(self) -> Path:
+        from alembic.script import ScriptDirectory
+        return Path(ScriptDirectory.from_config(self.config).dir) / "env.py"
+
+    def heads(self) -> set[str]:
+        from alembic.script import ScriptDirectory
+        return set(ScriptDirectory.from_config(self.config).get_heads())
+
     def fingerprint(self, dialect) -> str:
         from alembic.script import ScriptDirectory
         script = ScriptDirectory.from_config(self.config)
         revisions = sorted(f"{rev.revision}:{_digest(Path(rev.path).read_text())}"
                            for rev in script.walk_revisions())
-        return _digest("\n".join(revisions))
+        setup = [_digest(self.env_py.read_text(encoding="utf-8")),
+                 _digest(self.path.read_text(encoding="utf-8"))]
+        return _digest("\n".join(revisions + setup))
 
     async def build(self, engine: AsyncEngine, backend) -> None:
-        """Alembic's env.py may call asyncio.run itself, so it runs in a worker thread."""
+        """Upgrade to head in the template, then check that it happened there."""
+        if "attributes" in self.env_py.read_text(encoding="utf-8"):
+            async with engine.begin() as connection:
+                await connection.run_sync(self._upgrade_on)
+        else:  # env.py makes its own engine (and may call asyncio.run): a thread of its own
+            self.config.set_main_option(
+                "sqlalchemy.url",
+                engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+            from alembic import command
+            await asyncio.to_thread(command.upgrade, self.config, "head")
+        async with engine.connect() as connection:
+            found = await connection.run_sync(_alembic_versions)
+        if found != self.heads():
+            raise SchemaBuildError(
+                f"Alembic ran {self.env_py}, but the template has "
+                f"{'versions ' + str(sorted(found)) if found else 'no alembic_version table'} "
+                f"instead of the head {sorted(self.heads())}: env.py ignored both the "
+                "connection and the sqlalchemy.url the framework gave it, so the migrations "
+                "ran somewhere else (check the database your settings name). Let env.py "
+                "take what it is given: connectable = config.attributes.get('connection'); "
+                "if connectable is None: build the engine from "
+                "config.get_main_option('sqlalchemy.url') (README: Alembic)")
+
+    def _upgrade_on(self, connection) -> None:
         from alembic import command
-        url: URL = engine.url
-        self.config.set_main_option(
-            "sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
-        await asyncio.to_thread(command.upgrade, self.config, "head")
+        self.config.attributes["connection"] = connection
+        try:
+            command.upgrade(self.config, "head")
+        finally:
+            self.config.attributes.pop("connection", None)
+
+
+def _alembic_versions(connection) -> set[str]:
+    from sqlalchemy import inspect, text
+    if not inspect(connection).has_table("alembic_version"):
+        return set()
+    return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
 
 
 def schema_for(test_class: type) -> SchemaSource | None:

@@ -85,6 +85,10 @@ async def build_template(backend: Backend, schema: SchemaSource, name: str) -> N
         try:
             await schema.build(engine, backend)
         except Exception as exc:
+            await engine.dispose()
+            await backend.drop_database(building)  # never kept, never cloned
+            if isinstance(exc, SchemaBuildError):
+                raise
             raise SchemaBuildError(
                 f"building the schema from {schema.description} failed: "
                 f"{type(exc).__name__}: {exc}; fix the schema source, then run again") from exc

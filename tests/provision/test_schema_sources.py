@@ -1,12 +1,22 @@
 """Schema sources other than metadata: a SQL file and Alembic migrations."""
 
+import asyncio
+import os
+import secrets
+import shutil
 import tempfile
 import unittest
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
 from test_framework import SSotAsyncTestCase
+from test_framework.backends import backend_for
+from test_framework.config import project_settings
 from test_framework.provision.schema import AlembicSchema, SqlFileSchema
-from tests.support import problems, run_case
+from test_framework.provision.templates import template_name
+from tests.support import postgres_url_from_env, problems, run_case, separate_connection
 
 HERE = Path(__file__).resolve().parent
 SQL = """
@@ -95,3 +105,114 @@ class TestTruncateKeepsSchemaVersion(unittest.TestCase):
         result = run_case(TruncatesMigrated)
         self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertEqual(seen, [1, 0])
+
+
+SETTINGS_ENV_PY = '''
+"""An env.py that builds its URL from the application's settings, ignoring sqlalchemy.url."""
+import asyncio, os
+from alembic import context
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def run(connection):
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def main():
+    engine = create_async_engine(os.environ["APP_DATABASE_URL"])
+    async with engine.connect() as connection:
+        await connection.run_sync(run)
+        await connection.commit()
+    await engine.dispose()
+
+
+asyncio.run(main())
+'''
+
+RECIPE_ENV_PY = '''
+"""Alembic's recipe: use the connection handed over in config.attributes, else the settings."""
+import asyncio, os
+from alembic import context
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def run(connection):
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def main():
+    engine = create_async_engine(os.environ["APP_DATABASE_URL"])
+    async with engine.connect() as connection:
+        await connection.run_sync(run)
+    await engine.dispose()
+
+
+connectable = context.config.attributes.get("connection")
+if connectable is None:
+    asyncio.run(main())
+else:
+    run(connectable)
+'''
+
+
+class TestAlembicEnvThatLooksElsewhere(unittest.TestCase):
+    """env.py files that read the application's settings instead of the framework's URL."""
+
+    def project(self, env_py: str) -> Path:
+        folder = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        shutil.copytree(HERE / "alembic_project", folder, dirs_exist_ok=True)
+        (folder / "env.py").write_text(env_py)
+        return folder / "alembic.ini"
+
+    def scratch_url(self) -> str:
+        """A real database (not a test_ one) that the application's settings name."""
+        server = postgres_url_from_env()
+        if server is None:
+            path = Path(tempfile.mkdtemp()) / "app_settings.sqlite3"
+            self.addCleanup(shutil.rmtree, path.parent, ignore_errors=True)
+            return f"sqlite+aiosqlite:///{path}"
+        name = f"scratch_{secrets.token_hex(4)}"
+        admin = make_url(server).set(database="postgres")
+
+        async def execute(statement):
+            async with separate_connection(admin) as connection:
+                await connection.execute(text(statement))
+
+        asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+        self.addCleanup(lambda: asyncio.run(execute(f'DROP DATABASE "{name}" WITH (FORCE)')))
+        return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+    def run_class(self, ini: Path, app_url: str):
+        os.environ["APP_DATABASE_URL"] = app_url
+        self.addCleanup(os.environ.pop, "APP_DATABASE_URL", None)
+
+        class Migrated(SSotAsyncTestCase):
+            alembic_ini = str(ini)
+
+            async def test_migrated(self):
+                await self.db.create("accounts", {"email": "a@x.test"})
+
+        return run_case(Migrated), AlembicSchema(ini)
+
+    def test_env_py_ignoring_the_framework_fails_and_keeps_no_template(self):
+        ini = self.project(SETTINGS_ENV_PY)
+        result, schema = self.run_class(ini, self.scratch_url())
+        message = problems(result)
+        self.assertFalse(result.wasSuccessful())
+        self.assertIn(f"Alembic ran {ini.parent / 'env.py'}", message)
+        self.assertIn("no alembic_version table", message)
+        self.assertIn("config.attributes.get('connection')", message)
+        backend = backend_for(project_settings().database_url)
+        template = template_name(backend, schema)
+        names = {r.name for r in asyncio.run(backend.list_databases())}
+        self.assertFalse({template, f"{template}_building"} & names, "no template kept")
+
+    def test_env_py_following_the_recipe_uses_the_framework_connection(self):
+        ini = self.project(RECIPE_ENV_PY)
+        result, _ = self.run_class(ini, "postgresql+asyncpg://nobody@192.0.2.1:1/never_used")
+        self.assertTrue(result.wasSuccessful(), problems(result))
