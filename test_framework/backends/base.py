@@ -153,6 +153,21 @@ class Backend:
     async def rename_database(self, url: URL, name: str) -> URL:
         raise NotImplementedError
 
+    async def publish_template(self, url: URL) -> None:
+        """Make a finished template usable by every role that may clone it."""
+
+    async def sessions_on(self, name: str) -> list[str]:
+        """Describe the sessions connected to database ``name`` (none for embedded files)."""
+        return []
+
+    def clone_blocked(self, exc: BaseException) -> bool:
+        """True when cloning failed only because the template is in use right now."""
+        return False
+
+    def explain_provision_error(self, exc: BaseException) -> str:
+        """Return a hint for a failed create/clone/drop: the real cause, not a guess."""
+        return self.explain_connect_error(exc)
+
     async def database_exists(self, url: URL) -> bool:
         raise NotImplementedError
 

@@ -32,6 +32,10 @@ logger = get_logger(__name__)
 MAINTENANCE_DATABASE = "postgres"
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
+OBJECT_IN_USE = "55006"
+INSUFFICIENT_PRIVILEGE = "42501"
+CONNECTION_CLASSES = {"08", "28", "3D"}  # connection, authorization, unknown database
+COMMAND_TIMEOUT_MARGIN = 2.0  # seconds past statement_timeout before the client gives up
 DIALECT = postgresql.dialect()
 SESSIONS_IN_TRANSACTION = text(
     "SELECT pid, state, extract(epoch FROM now() - xact_start)::float, left(query, 120) "
@@ -74,10 +78,41 @@ class PostgreSQLBackend(Backend):
                     f"COMMENT ON DATABASE {_quoted(url.database)} IS {_literal(label)}"))
 
     async def drop_database(self, url: URL) -> None:
-        """Drop the database, ending its other sessions first (PostgreSQL 13+)."""
+        """Drop the database, ending its other sessions first (PostgreSQL 13+).
+
+        A published template must stop being one before it can be dropped.
+        """
         async with self._admin() as admin:
+            is_template = (await admin.execute(text(
+                "SELECT datistemplate FROM pg_database WHERE datname = :n"),
+                {"n": url.database})).scalar()
+            if is_template:
+                await admin.execute(text(
+                    f"ALTER DATABASE {_quoted(url.database)} IS_TEMPLATE false"))
             await admin.execute(text(
                 f"DROP DATABASE IF EXISTS {_quoted(url.database)} WITH (FORCE)"))
+
+    async def publish_template(self, url: URL) -> None:
+        """Mark a finished template, so any role that may create databases can clone it
+        (otherwise only its owner and superusers may)."""
+        async with self._admin() as admin:
+            await admin.execute(text(f"ALTER DATABASE {_quoted(url.database)} IS_TEMPLATE true"))
+
+    def clone_blocked(self, exc: BaseException) -> bool:
+        """True when a clone failed because someone is connected to the template."""
+        return _sqlstate(exc) == OBJECT_IN_USE
+
+    def explain_provision_error(self, exc: BaseException) -> str:
+        """Name the real cause: a missing grant is not a server that is down."""
+        sqlstate = _sqlstate(exc)
+        user = self.url.username or "the URL's user"
+        if sqlstate == INSUFFICIENT_PRIVILEGE:
+            return (f"the role {user!r} lacks a privilege the framework needs to create test "
+                    f"databases; grant it with ALTER ROLE {_quoted(user)} CREATEDB (run as a "
+                    "superuser), or use a URL whose user may create databases")
+        if sqlstate is not None and sqlstate[:2] not in CONNECTION_CLASSES:
+            return f"the server refused (SQLSTATE {sqlstate}); see its message above"
+        return self.explain_connect_error(exc)
 
     async def rename_database(self, url: URL, name: str) -> URL:
         async with self._admin() as admin:
@@ -176,11 +211,21 @@ class PostgreSQLBackend(Backend):
         await raw.driver_connection.execute(script)
 
     def engine_options(self, url: URL) -> dict[str, Any]:
-        """Bound connects, lock waits and statements, so no test can hang the run."""
+        """Bound connects, lock waits and statements, so no test can hang the run.
+
+        ``statement_timeout`` is the server's bound, and a server that cannot be
+        reached (a network gone dark) never enforces it. ``command_timeout`` is
+        asyncpg's own bound on every operation, a little later
+        (``COMMAND_TIMEOUT_MARGIN``) so a slow statement still gets the server's
+        clearer error first.
+        """
         milliseconds = lambda seconds: f"{int(seconds * 1000)}ms"  # noqa: E731
-        return {"connect_args": {"timeout": self.timeouts.connect, "server_settings": {
-            "lock_timeout": milliseconds(self.timeouts.lock),
-            "statement_timeout": milliseconds(self.timeouts.statement)}}}
+        return {"connect_args": {
+            "timeout": self.timeouts.connect,
+            "command_timeout": self.timeouts.statement + COMMAND_TIMEOUT_MARGIN,
+            "server_settings": {
+                "lock_timeout": milliseconds(self.timeouts.lock),
+                "statement_timeout": milliseconds(self.timeouts.statement)}}}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         name_savepoints_by_depth(engine)
@@ -302,8 +347,12 @@ _run_locks: dict[str, RunLocks] = {}
 
 
 def run_locks(backend: PostgreSQLBackend) -> RunLocks:
-    """This process's lock holder for the backend's server (a new one after a fork)."""
-    server = backend.server_key
+    """This process's lock holder for the backend's server (a new one after a fork).
+
+    One per server address, whatever role a class connects as: a run is one
+    process, and its proof of life is one lock.
+    """
+    server = f"{backend.url.host}:{backend.url.port}:{sorted(backend.url.query.items())}"
     holder = _run_locks.get(server)
     if holder is None or holder.pid != os.getpid():
         holder = _run_locks[server] = RunLocks(backend)
@@ -329,6 +378,17 @@ def _await(awaitable):
     """SQLAlchemy's bridge from its greenlet back to the event loop (await_only before 2.1)."""
     from sqlalchemy import util
     return (getattr(util, "await_", None) or util.await_only)(awaitable)
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE anywhere in an exception's chain (SQLAlchemy wraps asyncpg's errors)."""
+    while exc is not None:
+        sqlstate = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None),
+                                                              "sqlstate", None)
+        if sqlstate:
+            return sqlstate
+        exc = exc.__cause__
+    return None
 
 
 def _quoted(name: str) -> str:

@@ -213,4 +213,4 @@ def _explain(backend: Backend, exc: Exception) -> str:
     if isinstance(exc, SchemaBuildError):
         return f"cannot prepare a test database on {where}: {exc}"
     return (f"cannot create a test database on {where}: {type(exc).__name__}: "
-            f"{str(exc) or 'timed out'}; {backend.explain_connect_error(exc)}")
+            f"{str(exc) or 'timed out'}; {backend.explain_provision_error(exc)}")

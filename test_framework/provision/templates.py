@@ -53,9 +53,30 @@ async def create_database(backend: Backend, schema: SchemaSource | None, url: UR
     while True:
         async with backend.shared(template_lock(name)):
             if await backend.database_exists(template):
-                await backend.create_database(url, template=template, label=label)
+                try:
+                    await backend.create_database(url, template=template, label=label)
+                except Exception as exc:
+                    if not backend.clone_blocked(exc):
+                        raise
+                    await _build_in_place(backend, schema, url, label, template)
                 return
         await build_template(backend, schema, name)
+
+
+async def _build_in_place(backend: Backend, schema: SchemaSource, url: URL, label: str,
+                          template: URL) -> None:
+    """Someone outside is connected to the template: build this run's schema directly."""
+    holders = "; ".join(await backend.sessions_on(template.database)) or "none any more"
+    logger.warning("template %s is in use by other sessions (%s), so it cannot be cloned; "
+                   "building the schema directly into %s instead (slower). Close those "
+                   "sessions to get fast clones again", template.database, holders,
+                   backend.database_name(url))
+    await backend.create_database(url, label=label)
+    engine = create_engine(backend, url)
+    try:
+        await schema.build(engine, backend)
+    finally:
+        await engine.dispose()
 
 
 async def ensure_template(backend: Backend, schema: SchemaSource) -> URL:
@@ -94,7 +115,7 @@ async def build_template(backend: Backend, schema: SchemaSource, name: str) -> N
                 f"{type(exc).__name__}: {exc}; fix the schema source, then run again") from exc
         finally:
             await engine.dispose()
-        await backend.rename_database(building, name)
+        await backend.publish_template(await backend.rename_database(building, name))
         logger.info("built template %s from %s in %.0f ms", name, schema.description,
                     (time.perf_counter() - started) * 1000)
         await remove_stale_templates(backend, keep=name)
