@@ -1,8 +1,7 @@
 """Checks on table names and WHERE conditions, applied before any SQL is built.
 
-``count_records`` takes a table name and a SQL condition as strings, as suites
-written for the original framework call it. A name must look like an
-identifier (optionally ``schema.table``) and is then quoted by SQLAlchemy.
+``count_records`` takes both as strings, as suites written for the original
+framework call it. A table name must be an identifier (or ``schema.table``).
 
 A condition is parsed with sqlglot in the server's dialect, because no
 string heuristic can tell a column from ``pg_terminate_backend(...)`` or see
@@ -45,6 +44,9 @@ ALLOWED_TEXT = ("columns, :name parameters, literals, operators, IN (...), BETWE
                 "IS [NOT] NULL, CASE, CAST, lower, upper, length, coalesce, abs, trim, round, "
                 "extract, date, to_char (PostgreSQL), strftime (SQLite)")
 SQLGLOT_DIALECTS = {"postgresql": "postgres"}  # SQLAlchemy's name -> sqlglot's
+# PostgreSQL reads '\' by standard_conforming_strings, which a server may turn off, so
+# there a literal with a backslash is written as E'...', where sqlglot escapes it.
+E_STRINGS = {"Postgres"}
 NODE_NAMES = {"rawstring": "dollar-quoted string", "bytestring": "E'...' string"}
 
 
@@ -125,9 +127,7 @@ def _refusal(node: exp.Expression, reader: Dialect, clause: str) -> str | None:
         return f"a subquery ({node.sql(reader)[:60]})"
     if isinstance(node, exp.Func):  # named as written: sqlglot calls random() "rand"
         written = clause[node.meta.get("start", 0):node.meta.get("end", -1) + 1].strip('"')
-        if isinstance(node, exp.Anonymous) or not written.isidentifier():
-            written = node.name if isinstance(node, exp.Anonymous) else node.sql_name().lower()
-        return f"function {written}"
+        return f"function {written if written.isidentifier() else node.sql_name().lower()}"
     return f"{NODE_NAMES.get(node.key, node.key)} {node.sql(reader)[:60]}"
 
 
@@ -143,9 +143,15 @@ def _regenerate(reader: Dialect, tree: exp.Expression, where_clause: str) -> str
         if folds and not name.quoted:
             name.set("this", name.name.translate(ASCII_LOWER))
         name.set("quoted", name.quoted or folds or not PLAIN_NAME.match(name.name))
-    marker = f"ssot{secrets.token_hex(8)}"
-    tree = tree.transform(lambda node: exp.var(f"{marker}{node.name}{marker}")
-                          if isinstance(node, exp.Placeholder) else node)
+    marker, e_strings = f"ssot{secrets.token_hex(8)}", type(reader).__name__ in E_STRINGS
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder):  # becomes :name again below
+            return exp.var(f"{marker}{node.name}{marker}")
+        if e_strings and type(node) is exp.Literal and node.is_string and "\\" in node.name:
+            return exp.ByteString(this=node.name)
+        return node
+    tree = tree.transform(rewrite)
     try:
         sql = tree.sql(dialect=reader, unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:

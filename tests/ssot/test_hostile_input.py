@@ -198,11 +198,33 @@ class TestWhereClauseAttacks(SSotAsyncTestCase):
         self.assertEqual(await self.db.count_records("users"), 1)
 
     @timeout(30)
+    async def test_a_backslash_ends_no_literal_early_with_standard_strings_off(self):
+        # sqlglot reads 'x\' as a whole literal; with standard_conforming_strings off the
+        # server would read on, and the second "literal" would run as SQL.
+        smuggling = "full_name = 'x\\' OR full_name = ') OR {code} --'"
+        async with separate_connection(self.engine.url) as other:
+            pid = (await other.execute(text(
+                "SELECT pg_backend_pid()" if POSTGRESQL else "SELECT 0"))).scalar_one()
+            transaction = await self.db.begin_transaction()
+            if POSTGRESQL:
+                await self.db.execute_query("SET LOCAL standard_conforming_strings = off")
+                raw = await self.db.fetch_one(
+                    f"SELECT count(*) FROM users WHERE ({smuggling.format(code='1 = 1')})")
+                self.assertEqual(raw[0], 1)  # the smuggled code really runs when sent as is
+            for code in ("1 = 1", f"pg_terminate_backend({pid})"):
+                with self.subTest(code=code):
+                    self.assertEqual(await self.db.count_records(
+                        "users", smuggling.format(code=code)), 0)
+            await self.db.rollback_transaction(transaction)
+            self.assertEqual((await other.execute(text("SELECT 1"))).scalar_one(), 1)
+
+    @timeout(30)
     async def test_ordinary_conditions_still_count(self):
         ann = await self.db.create_test_user({"email": "ann@x.test", "full_name": "O'Brien",
                                               "created_at": NOW})
         await self.db.create_test_user({"email": "Bob@x.test", "full_name": "a:b",
                                         "is_active": False})
+        await self.db.create_test_user({"email": "c@x.test", "full_name": "back\\slash:\\"})
         year = ("extract(year from created_at) = 2025" if POSTGRESQL
                 else "strftime('%Y', created_at) = '2025'")
         cases = [("email = :email", {"email": "ann@x.test"}, 1),
@@ -210,11 +232,12 @@ class TestWhereClauseAttacks(SSotAsyncTestCase):
                  ("lower(email) IN (:a, :b)", {"a": "bob@x.test", "b": "keep@x.test"}, 2),
                  ("created_at IS NOT NULL", None, 1),
                  (f"CAST(id AS TEXT) = '{ann.id}'", None, 1),
-                 ("full_name <> 'x' OR full_name IS NULL", None, 3),
+                 ("full_name <> 'x' OR full_name IS NULL", None, 4),
                  ("full_name = 'O''Brien'", None, 1),
                  ("full_name = 'a:b'", None, 1),
+                 ("full_name = 'back\\slash:\\' OR full_name LIKE '%\\%'", None, 1),
                  ("WHERE NOT is_active", None, 1),
-                 ("users.email LIKE :p", {"p": "%@x.test"}, 3),
+                 ("users.email LIKE :p", {"p": "%@x.test"}, 4),
                  (year, None, 1)]
         for clause, params, expected in cases:
             with self.subTest(clause=clause):

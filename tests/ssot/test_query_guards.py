@@ -70,19 +70,26 @@ class TestCheckWhereClause(unittest.TestCase):
         self.assertEqual(checked("WHERE id = :id"), '"id" = :id')
         self.assertEqual(checked("  where\n id = :id", "sqlite"), "id = :id")
 
+    def test_postgresql_writes_a_literal_with_a_backslash_as_an_escape_string(self):
+        # '\' means one thing or another by standard_conforming_strings; E'\\' does not.
+        self.assertEqual(checked("name LIKE 'a\\%' OR name = 'x\\' OR name = 'y'"),
+                         '"name" LIKE e\'a\\\\%\' OR "name" = e\'x\\\\\' OR "name" = \'y\'')
+        self.assertEqual(checked("name = 'x\\'", "sqlite"), "name = 'x\\'")
+
     def test_sqlite_keeps_plain_names_bare_so_a_typo_is_not_read_as_a_string(self):
         self.assertEqual(checked('Email = :e AND users."Odd name" = 1 AND user = 2', "sqlite"),
                          'Email = :e AND users."Odd name" = 1 AND user = 2')
         self.assertEqual(checked("x = $$abc$$", "sqlite"), 'x = "$$abc$$"')  # not a $parameter
 
     def test_colons_in_literals_and_names_do_not_become_bound_parameters(self):
-        for dialect, sqlalchemy_dialect in (("sqlite", sqlite.dialect()),
-                                            ("postgresql", postgresql.dialect())):
+        for dialect, sqlalchemy_dialect, literal in (
+                ("sqlite", sqlite.dialect(), "'a:b ::c \\:d'"),
+                ("postgresql", postgresql.dialect(), "e'a:b ::c \\\\:d'")):
             with self.subTest(dialect=dialect):
                 compiled = text(checked("note = 'a:b ::c \\:d' AND \"x:y\" = :v",
                                         dialect)).compile(dialect=sqlalchemy_dialect)
                 self.assertEqual(list(compiled.params), ["v"])
-                self.assertIn("'a:b ::c \\:d'", str(compiled))
+                self.assertIn(literal, str(compiled))
                 self.assertIn('"x:y"', str(compiled))
 
     def test_refused_nodes_are_named(self):
