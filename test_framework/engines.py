@@ -24,10 +24,16 @@ from test_framework.log import get_logger, mask_secrets
 sql_logger = get_logger("test_framework.sql")
 StatementListener = Callable[[str, object], None]
 
-def create_engine(backend: Backend, url: URL, *,
+def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
                   on_statement: StatementListener | None = None) -> AsyncEngine:
-    """Create an engine for ``url`` with the backend's hooks and our statement listener."""
-    engine = create_async_engine(url, **backend.engine_options(url))
+    """Create an engine for ``url`` with the backend's hooks and our statement listener.
+
+    ``search_path`` makes its connections work in a run's own schema.
+    """
+    options = backend.engine_options(url)
+    if search_path is not None:
+        options = backend.with_search_path(options, search_path)
+    engine = create_async_engine(url, **options)
     backend.prepare_engine(engine)
 
     def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):

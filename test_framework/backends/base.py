@@ -33,6 +33,7 @@ class DatabaseRecord:
     name: str
     url: URL
     label: str | None
+    schema: str | None = None  # a run's schema inside ``url`` (roles without CREATEDB)
 
 
 RUN_LABEL = re.compile(r"^test_framework run=(\S+)$")
@@ -155,6 +156,26 @@ class Backend:
 
     async def publish_template(self, url: URL) -> None:
         """Make a finished template usable by every role that may clone it."""
+
+    # -- a schema per run, for roles that may not create databases -----------------
+
+    async def may_create_databases(self) -> bool:
+        """Whether the URL's role may create databases (managed servers often refuse)."""
+        return True
+
+    def with_search_path(self, options: dict[str, Any], schema: str) -> dict[str, Any]:
+        """Return engine options whose connections use ``schema`` first."""
+        raise NotImplementedError(f"{self.name} has no schemas to run in")
+
+    async def create_schema(self, connection: AsyncConnection, name: str, label: str) -> None:
+        raise NotImplementedError
+
+    async def drop_schema(self, connection: AsyncConnection, name: str) -> None:
+        raise NotImplementedError
+
+    async def list_run_schemas(self, connection: AsyncConnection) -> list[DatabaseRecord]:
+        """Return the ``test_`` schemas in the connection's database, with their labels."""
+        return []
 
     async def sessions_on(self, name: str) -> list[str]:
         """Describe the sessions connected to database ``name`` (none for embedded files)."""

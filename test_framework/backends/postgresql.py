@@ -98,6 +98,30 @@ class PostgreSQLBackend(Backend):
         async with self._admin() as admin:
             await admin.execute(text(f"ALTER DATABASE {_quoted(url.database)} IS_TEMPLATE true"))
 
+    async def may_create_databases(self) -> bool:
+        async with self._admin() as admin:
+            return bool((await admin.execute(text(
+                "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
+            ))).scalar())
+
+    def with_search_path(self, options: dict[str, Any], schema: str) -> dict[str, Any]:
+        options["connect_args"]["server_settings"]["search_path"] = _quoted(schema)
+        return options
+
+    async def create_schema(self, connection: AsyncConnection, name: str, label: str) -> None:
+        await connection.execute(text(f"CREATE SCHEMA {_quoted(name)}"))
+        await connection.execute(text(f"COMMENT ON SCHEMA {_quoted(name)} IS {_literal(label)}"))
+
+    async def drop_schema(self, connection: AsyncConnection, name: str) -> None:
+        await connection.execute(text(f"DROP SCHEMA IF EXISTS {_quoted(name)} CASCADE"))
+
+    async def list_run_schemas(self, connection: AsyncConnection) -> list[DatabaseRecord]:
+        rows = (await connection.execute(text(
+            "SELECT nspname, obj_description(oid, 'pg_namespace') FROM pg_namespace "
+            "WHERE left(nspname, 5) = 'test_' ORDER BY nspname"))).all()
+        url = connection.engine.url
+        return [DatabaseRecord(name, url, label, schema=name) for name, label in rows]
+
     def clone_blocked(self, exc: BaseException) -> bool:
         """True when a clone failed because someone is connected to the template."""
         return _sqlstate(exc) == OBJECT_IN_USE

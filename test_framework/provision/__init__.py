@@ -30,6 +30,8 @@ from test_framework.errors import (DatabaseUnavailableError, SchemaBuildError,
                                    UnsafeDatabaseError, last_cause)
 from test_framework.log import get_logger, mask_url
 from test_framework.provision.ownership import KEPT_LABEL, reap_orphans
+from test_framework.provision.run_schemas import (create_run_schema, drop_run_schema,
+                                                  reap_orphan_schemas)
 from test_framework.provision.schema import SchemaSource
 from test_framework.provision.templates import create_database
 
@@ -46,16 +48,19 @@ class ProvisionedDatabase:
     url: URL
     kept: bool = False
     owner_pid: int = field(default_factory=os.getpid)
+    search_path: str | None = None  # the run's schema, when the role may not create databases
 
     @property
     def masked_url(self) -> str:
-        return mask_url(self.url)
+        shown = mask_url(self.url)
+        return f"{shown} (schema {self.search_path})" if self.search_path else shown
 
 
 _databases: dict[tuple, ProvisionedDatabase] = {}
 _private: list[ProvisionedDatabase] = []
 _failures: dict[tuple | str, Exception] = {}
 _reaped_servers: set[str] = set()
+_may_create_databases: dict[str, bool] = {}
 _exit_hook_registered = False
 
 
@@ -111,6 +116,10 @@ async def _provision(backend: Backend, schema: SchemaSource | None, server: str,
     if not backend.is_persistent(backend.url):
         return ProvisionedDatabase(backend, backend.url)  # in-memory: one per engine
     label = await backend.claim_run()  # before anything exists that a reaper could see
+    if server not in _may_create_databases:
+        _may_create_databases[server] = await backend.may_create_databases()
+    if not _may_create_databases[server]:
+        return await _run_schema(backend, schema, server, label)
     if server not in _reaped_servers:
         _reaped_servers.add(server)
         await reap_orphans(backend)
@@ -124,6 +133,20 @@ async def _provision(backend: Backend, schema: SchemaSource | None, server: str,
     await create_database(backend, schema, url, label=label)
     logger.info("created test database %s", mask_url(url))
     return ProvisionedDatabase(backend, url)
+
+
+async def _run_schema(backend: Backend, schema: SchemaSource | None, server: str,
+                      label: str) -> ProvisionedDatabase:
+    """Work in a schema of this run's own inside the URL's ``test_`` database."""
+    url = backend.url
+    require_test_database(url, "create a schema for this run in")
+    if server not in _reaped_servers:
+        _reaped_servers.add(server)
+        await reap_orphan_schemas(backend, url)
+    worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
+    name = backend.test_database_name(worker, secrets.token_hex(3))
+    await create_run_schema(backend, url, name, schema, label=label)
+    return ProvisionedDatabase(backend, url, search_path=name)
 
 
 async def _kept_database(backend: Backend, schema: SchemaSource | None
@@ -181,7 +204,10 @@ async def drop_database(database: ProvisionedDatabase) -> None:
     if database.kept or database.owner_pid != os.getpid():
         return
     require_test_database(database.url, "drop")
-    await database.backend.drop_database(database.url)
+    if database.search_path is not None:
+        await drop_run_schema(database.backend, database.url, database.search_path)
+    else:
+        await database.backend.drop_database(database.url)
     if database in _private:
         _private.remove(database)
     logger.info("dropped test database %s", database.masked_url)

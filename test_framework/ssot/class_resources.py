@@ -53,6 +53,7 @@ class ClassResources:
             self.backend, self.schema, private=self.isolation_class.private_database,
             keep=settings.keep_database.value)
         self.engine = create_engine(self.backend, self.database.url,
+                                    search_path=self.database.search_path,
                                     on_statement=self._on_statement)
         try:
             if not self.backend.is_persistent(self.database.url):
