@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -110,6 +111,50 @@ def database_url_for(test_class: type) -> Setting:
         return Setting(str(class_value),
                        f"{test_class.__qualname__}.database_url (class attribute)")
     return project_settings().database_url
+
+
+PROJECT_MARKERS = ("setup.cfg", "pyproject.toml")
+
+
+def class_folder(test_class: type) -> Path:
+    """The folder of the file that declares ``test_class`` (the working directory if none)."""
+    module = sys.modules.get(test_class.__module__)
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve().parent if file else Path.cwd()
+
+
+def project_root(folder: Path) -> Path:
+    """The nearest folder at or above ``folder`` with setup.cfg or pyproject.toml."""
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).is_file() for marker in PROJECT_MARKERS):
+            return candidate
+    return folder
+
+
+def class_file_setting(test_class: type, attribute: str) -> Path | None:
+    """Resolve a file named by a class attribute, never from the working directory.
+
+    A relative path is looked up beside the file that declares the class,
+    then in each parent folder up to the project root, so ``pytest app/tests``
+    from anywhere finds the same file. The error lists every place it looked.
+    """
+    value = getattr(test_class, attribute, None)
+    if not value:
+        return None
+    path = Path(value)
+    folder = class_folder(test_class)
+    root = project_root(folder)
+    folders = [folder]
+    while folders[-1] != root and folders[-1] != folders[-1].parent:
+        folders.append(folders[-1].parent)
+    places = [path] if path.is_absolute() else [where / path for where in folders]
+    for candidate in places:
+        if candidate.is_file():
+            return candidate
+    raise ConfigurationError(
+        f"{test_class.__qualname__}.{attribute} (class attribute) is {str(value)!r}, which is "
+        f"not a file; looked in: {', '.join(str(p) for p in places)}. Give a path relative "
+        f"to the test file's folder or the project root ({root}), or an absolute one")
 
 
 def _read_setup_cfg(start: Path) -> tuple[Path | None, Mapping[str, str]]:

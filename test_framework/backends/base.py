@@ -154,6 +154,10 @@ class Backend:
     async def rename_database(self, url: URL, name: str) -> URL:
         raise NotImplementedError
 
+    async def relabel(self, url: URL, label: str) -> None:
+        """Replace the label of a database this framework made."""
+        raise NotImplementedError
+
     async def publish_template(self, url: URL) -> None:
         """Make a finished template usable by every role that may clone it."""
 

@@ -74,8 +74,11 @@ class PostgreSQLBackend(Backend):
         async with self._admin() as admin:
             await admin.execute(text(statement))
             if label is not None:
-                await admin.execute(text(
-                    f"COMMENT ON DATABASE {_quoted(url.database)} IS {_literal(label)}"))
+                await admin.execute(_comment(url.database, label))
+
+    async def relabel(self, url: URL, label: str) -> None:
+        async with self._admin() as admin:
+            await admin.execute(_comment(url.database, label))
 
     async def drop_database(self, url: URL) -> None:
         """Drop the database, ending its other sessions first (PostgreSQL 13+).
@@ -413,6 +416,10 @@ def _sqlstate(exc: BaseException | None) -> str | None:
             return sqlstate
         exc = exc.__cause__
     return None
+
+
+def _comment(database: str, label: str):
+    return text(f"COMMENT ON DATABASE {_quoted(database)} IS {_literal(label)}")
 
 
 def _quoted(name: str) -> str:

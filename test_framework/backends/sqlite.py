@@ -161,7 +161,11 @@ class SQLiteBackend(Backend):
             await asyncio.to_thread(shutil.copyfile, template.database, url.database)
         else:  # an empty file is an empty database, and shows in listings at once
             Path(url.database).touch()
-        if label is not None and Path(url.database).parent == cache_dir():
+        if label is not None:
+            await self.relabel(url, label)
+
+    async def relabel(self, url: URL, label: str) -> None:
+        if Path(url.database).parent == cache_dir():
             Path(url.database + LABEL_SUFFIX).write_text(label, encoding="utf-8")
 
     async def drop_database(self, url: URL) -> None:

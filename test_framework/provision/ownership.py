@@ -22,19 +22,21 @@ TEMPLATE_LABEL = "test_framework template"
 KEPT_LABEL = "test_framework kept"
 
 
-def template_label(stem: str, built: float) -> str:
-    """A template's label: ours, for exactly this database name, and when it was built."""
-    return f"{TEMPLATE_LABEL} name={stem} built={built:.0f}"
+def template_label(stem: str, used: float) -> str:
+    """A template's label: ours, for exactly this database name, and when it was last used."""
+    return f"{TEMPLATE_LABEL} name={stem} used={used:.0f}"
 
 
 def template_of(record: DatabaseRecord) -> tuple[str, float] | None:
-    """Return ``(name, built)`` for a template this framework labelled, else None."""
+    """Return ``(name, last used)`` for a template this framework labelled, else None."""
     prefix = f"{TEMPLATE_LABEL} name="
     if not (record.label or "").startswith(prefix):
         return None
-    name, _, built = record.label[len(prefix):].rpartition(" built=")
+    name, _, used = record.label[len(prefix):].rpartition(" used=")
+    if not name:  # labelled by an earlier version: "built=" is its last known use
+        name, _, used = record.label[len(prefix):].rpartition(" built=")
     try:
-        return name, float(built)
+        return name, float(used)
     except ValueError:
         return None
 

@@ -18,22 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from test_framework import sample_schema
+from test_framework.config import class_file_setting, class_folder, project_root
 from test_framework.errors import ConfigurationError, SchemaBuildError
 
 
 class SchemaSource:
-    """Builds a schema into an empty database; ``fingerprint`` changes when it would differ."""
+    """Builds a schema into an empty database; ``fingerprint`` changes when it would differ.
+
+    A template is named by its ``project`` (a hash of the project's folder)
+    and the fingerprint of its whole content, never by file paths or table
+    names alone: two model sets that share table names get two templates.
+    """
 
     description: str
     metadata: MetaData | None = None
-
-    @property
-    def identity(self) -> str:
-        """What stays the same across versions of this schema (its tables, its file).
-
-        Templates of the same identity and another fingerprint are stale.
-        """
-        raise NotImplementedError
+    project: str = ""
 
     def fingerprint(self, dialect) -> str:
         raise NotImplementedError
@@ -42,16 +41,18 @@ class SchemaSource:
         raise NotImplementedError
 
 
+def _project_of(project: str | None) -> str:
+    """A schema made outside a test class belongs to the working directory's project."""
+    return project or _digest(str(project_root(Path.cwd())))
+
+
 class MetadataSchema(SchemaSource):
     _fingerprints: dict[tuple[int, str], str] = {}
 
-    def __init__(self, metadata: MetaData) -> None:
+    def __init__(self, metadata: MetaData, *, project: str | None = None) -> None:
         self.metadata = metadata
+        self.project = _project_of(project)
         self.description = f"metadata with {len(metadata.tables)} tables"
-
-    @property
-    def identity(self) -> str:
-        return _digest(" ".join(sorted(self.metadata.tables)))
 
     def fingerprint(self, dialect) -> str:
         """Hash the DDL the dialect would emit, so any column or index change shows.
@@ -76,13 +77,10 @@ class MetadataSchema(SchemaSource):
 
 
 class SqlFileSchema(SchemaSource):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, project: str | None = None) -> None:
         self.path = path
+        self.project = _project_of(project)
         self.description = f"SQL file {path}"
-
-    @property
-    def identity(self) -> str:
-        return _digest(str(self.path.resolve()))
 
     def fingerprint(self, dialect) -> str:
         return _digest(self.path.read_text(encoding="utf-8"))
@@ -104,7 +102,8 @@ class AlembicSchema(SchemaSource):
     rather than keep an empty template.
     """
 
-    def __init__(self, ini_path: Path) -> None:
+    def __init__(self, ini_path: Path, *, project: str | None = None) -> None:
+        self.project = _project_of(project)
         try:
             from alembic.config import Config
         except ImportError as exc:
@@ -114,10 +113,6 @@ class AlembicSchema(SchemaSource):
         self.path = ini_path
         self.config = Config(str(ini_path))
         self.description = f"Alembic migrations of {ini_path}"
-
-    @property
-    def identity(self) -> str:
-        return _digest(str(self.path.resolve()))
 
     @property
     def env_py(self) -> Path:
@@ -179,24 +174,15 @@ def _alembic_versions(connection) -> set[str]:
 
 def schema_for(test_class: type) -> SchemaSource | None:
     """Pick the class's schema source: alembic_ini, then schema_sql, then metadata."""
-    alembic_ini = getattr(test_class, "alembic_ini", None)
-    schema_sql = getattr(test_class, "schema_sql", None)
+    project = _digest(str(project_root(class_folder(test_class))))
+    alembic_ini = class_file_setting(test_class, "alembic_ini")
     if alembic_ini:
-        return AlembicSchema(_existing(test_class, "alembic_ini", alembic_ini))
+        return AlembicSchema(alembic_ini, project=project)
+    schema_sql = class_file_setting(test_class, "schema_sql")
     if schema_sql:
-        return SqlFileSchema(_existing(test_class, "schema_sql", schema_sql))
+        return SqlFileSchema(schema_sql, project=project)
     metadata = getattr(test_class, "metadata", sample_schema.metadata)
-    return MetadataSchema(metadata) if metadata is not None else None
-
-
-def _existing(test_class: type, attribute: str, value) -> Path:
-    path = Path(value)
-    if not path.is_file():
-        raise ConfigurationError(
-            f"{test_class.__qualname__}.{attribute} (class attribute) is {str(value)!r}, "
-            f"which is not a file (looked in {Path.cwd()}); give a path relative to where "
-            "the tests run, or an absolute one")
-    return path
+    return MetadataSchema(metadata, project=project) if metadata is not None else None
 
 
 def _digest(text: str) -> str:

@@ -1,11 +1,14 @@
 """Schema templates: build a schema once, clone it for every test database.
 
-The template's name carries the schema's fingerprint
-(``test_tpl_<name>_<hash>``), so an unchanged schema is reused across runs
-(a warm start) and a changed one gets a new template while stale ones are
-removed. Building happens under a lock shared by every process on the
-server, into a ``..._building`` database that is renamed only when complete,
-so no process ever clones a half-built template.
+A template's name carries its project and a fingerprint of its whole
+content (``test_tpl_<name>_<project>_<hash>``), so an unchanged schema is
+reused across runs (a warm start), and each distinct schema (two model sets
+that share table names, two branches) keeps a template of its own. A
+template goes when it has not been used for ``MAX_IDLE`` (last use, kept in
+its label), or when more than ``MAX_TEMPLATES`` exist for one database name
+(least recently used first). Building happens under a lock shared by every
+process on the server, into a ``..._building`` database that is renamed only
+when complete, so no process ever clones a half-built template.
 """
 
 from __future__ import annotations
@@ -24,17 +27,19 @@ from test_framework.provision.schema import SchemaSource
 logger = get_logger(__name__)
 TEMPLATE_PREFIX = "test_tpl_"
 FINGERPRINT_LENGTH = 12
-IDENTITY_LENGTH = 6
-MAX_TEMPLATES = 8  # per database name on a server
+PROJECT_LENGTH = 6
+MAX_TEMPLATES = 32  # per database name on a server
+MAX_IDLE = 7 * 24 * 3600.0  # seconds since a template's last use
+_marked_used: set[str] = set()
 
 
 BUILDING = "_building"
 
 
 def template_name(backend: Backend, schema: SchemaSource) -> str:
-    """``test_tpl_<name>_<identity>_<fingerprint>``: a family per schema, a member per version."""
+    """``test_tpl_<name>_<project>_<fingerprint>``: one template per project and content."""
     fingerprint = schema.fingerprint(backend.dialect)[:FINGERPRINT_LENGTH]
-    return backend.test_database_name(schema.identity[:IDENTITY_LENGTH], fingerprint,
+    return backend.test_database_name(schema.project[:PROJECT_LENGTH], fingerprint,
                                       prefix=TEMPLATE_PREFIX, reserve=len(BUILDING))
 
 
@@ -59,8 +64,20 @@ async def create_database(backend: Backend, schema: SchemaSource | None, url: UR
                     if not backend.clone_blocked(exc):
                         raise
                     await _build_in_place(backend, schema, url, label, template)
+                await _mark_used(backend, template)
                 return
         await build_template(backend, schema, name)
+
+
+async def _mark_used(backend: Backend, template: URL) -> None:
+    """Record the template's last use in its label, once per process (eviction reads it)."""
+    if template.database in _marked_used:
+        return
+    _marked_used.add(template.database)
+    try:
+        await backend.relabel(template, template_label(backend.stem, time.time()))
+    except Exception as exc:  # another role's template: its owner's runs keep it fresh
+        logger.debug("could not record the use of %s: %s", template.database, exc)
 
 
 async def _build_in_place(backend: Backend, schema: SchemaSource, url: URL, label: str,
@@ -121,32 +138,30 @@ async def build_template(backend: Backend, schema: SchemaSource, name: str) -> N
         await remove_stale_templates(backend, keep=name)
 
 
-async def remove_stale_templates(backend: Backend, *, keep: str) -> list[str]:
-    """Drop other versions of the same schema, and the oldest templates beyond a cap.
+async def remove_stale_templates(backend: Backend, *, keep: str, max_idle: float = MAX_IDLE,
+                                 cap: int = MAX_TEMPLATES) -> list[str]:
+    """Drop templates unused for ``max_idle`` seconds, and the least recently used beyond ``cap``.
 
     Only templates this framework labelled for exactly this database name
-    are considered: a hand-made ``test_tpl_...`` or another project's never
-    is. Same family (identity) with another fingerprint is a stale version. A
-    suite whose schemas come and go (branches, renamed tables, SQL files in
-    other checkouts) would still pile up templates, so only the newest
-    ``MAX_TEMPLATES`` for this database name are kept. A template that some
-    run is cloning (or holds) is skipped this time.
+    are considered: a hand-made ``test_tpl_...`` or another name's never is.
+    A template that some run is cloning (or holds) is skipped this time.
     """
-    family = keep[: -FINGERPRINT_LENGTH]
-    siblings = []
+    ours = []
     for record in await backend.list_databases():
         labelled = template_of(record)
         if labelled is not None and labelled[0] == backend.stem and record.name != keep \
                 and not record.name.endswith(BUILDING):
-            siblings.append((labelled[1], record))
-    newest_first = [record for _, record in sorted(siblings, key=lambda s: s[0], reverse=True)]
-    stale = [record for index, record in enumerate(newest_first)
-             if record.name.startswith(family) or index >= MAX_TEMPLATES - 1]
+            ours.append((labelled[1], record))
+    recent_first = [(used, record) for used, record in sorted(ours, key=lambda o: -o[0])]
+    now = time.time()
+    stale = [record for index, (used, record) in enumerate(recent_first)
+             if now - used > max_idle or index >= cap - 1]
     dropped = []
     for record in stale:
         async with backend.try_exclusive(template_lock(record.name)) as unused:
             if unused:
                 await backend.drop_database(record.url)
                 dropped.append(record.name)
-                logger.info("dropped stale template %s", record.name)
+                logger.info("dropped template %s (unused for a while, or beyond %d)",
+                            record.name, cap)
     return dropped

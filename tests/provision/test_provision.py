@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from test_framework import provision
 from test_framework.backends import backend_for
-from test_framework.config import Setting, Timeouts
+from test_framework.config import Setting, Timeouts, project_settings
 from test_framework.errors import DatabaseUnavailableError, UnsafeDatabaseError
 from tests.support import postgres_url_from_env, skip_unless_backend
 
@@ -128,3 +128,32 @@ class TestNamedFromUrl(unittest.TestCase):
         url = make_url(provision_in_subprocesses(1, exit_code=0)[0])
         configured = make_url(postgres_url_from_env()).database
         self.assertTrue(url.database.startswith(f"test_{configured}_"), url.database)
+
+
+class TestDatabasePerClass(unittest.TestCase):
+    def test_three_database_mode_classes_in_a_row_each_get_and_drop_their_own(self):
+        """Dropping a class's database once removed the run's folder for good (SQLite)."""
+        from test_framework import SSotAsyncTestCase
+        from tests.support import problems, run_case
+        seen = []
+
+        def make(index):
+            class OwnDatabase(SSotAsyncTestCase):
+                isolation = "database"
+
+                async def test_write(self):
+                    await self.db.create_test_user({"email": f"{index}@x.test"})
+                    seen.append((self.engine.url, await self.db.count_records("users")))
+
+            OwnDatabase.__qualname__ = f"OwnDatabase{index}"
+            return OwnDatabase
+
+        for index in range(3):
+            result = run_case(make(index))
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        urls = [url for url, _ in seen]
+        self.assertEqual([count for _, count in seen], [1, 1, 1])
+        self.assertEqual(len(set(urls)), 3, "a database of its own per class")
+        backend = backend_for(project_settings().database_url)
+        for url in urls:
+            self.assertFalse(asyncio.run(backend.database_exists(url)), f"{url} dropped")

@@ -61,8 +61,35 @@ class TestSqlFile(unittest.TestCase):
                 pass
 
         result = run_case(Missing)
+        message = problems(result)
         self.assertIn("Missing.schema_sql (class attribute) is 'no/such/schema.sql', which is "
-                      "not a file", problems(result))
+                      "not a file; looked in: ", message)
+        for folder in (HERE, HERE.parent, HERE.parents[1]):  # up to the project root
+            self.assertIn(str(folder / "no/such/schema.sql"), message)
+
+    def test_relative_paths_resolve_from_the_test_file_never_the_working_directory(self):
+        seen = []
+
+        class BesideTheTestFile(SSotAsyncTestCase):
+            schema_sql = "ledger.sql"
+
+            async def test_x(self):
+                seen.append(await self.db.table_exists("ledger"))
+
+        class FromTheProjectRoot(SSotAsyncTestCase):
+            schema_sql = "tests/provision/ledger.sql"
+
+            async def test_x(self):
+                seen.append(await self.db.table_exists("ledger"))
+
+        elsewhere = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, elsewhere, ignore_errors=True)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(elsewhere)  # as with `pytest myapp/tests` from another folder
+        for case in (BesideTheTestFile, FromTheProjectRoot):
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen, [True, True])
 
 
 class TestAlembic(unittest.TestCase):

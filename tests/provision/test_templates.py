@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import unittest
 from pathlib import Path
 
@@ -59,10 +60,11 @@ class DropsNewTemplates(unittest.TestCase):
                 await self.backend.drop_database(record.url)
 
     def table_family(self, name: str) -> bool:
-        """Only templates of this test's own schema (other runs may build theirs now)."""
+        """Only templates of this test's own schemas (other runs may build theirs now)."""
         from tests.provision.child import schema
-        identities = {schema(self.table, extra).identity[:6] for extra in (False, True)}
-        return any(f"_{identity}_" in name for identity in identities)
+        from test_framework.provision.templates import template_name
+        return name in {template_name(self.backend, schema(self.table, extra))
+                        for extra in (False, True)}
 
     async def template_names(self) -> set[str]:
         return {r.name for r in await self.backend.list_databases()
@@ -70,19 +72,23 @@ class DropsNewTemplates(unittest.TestCase):
 
 
 class TestTemplates(DropsNewTemplates):
-    def test_second_run_reuses_the_template_and_a_change_replaces_it(self):
+    def test_each_schema_keeps_its_template_and_both_start_warm(self):
+        """Same table names, other columns (two branches, two model modules): two templates."""
         before = asyncio.run(self.template_names())
         _, first = finish(start_child(self.table))
         _, second = finish(start_child(self.table))
         self.assertEqual((templates_built(first), templates_built(second)), (1, 0))
         built = {n for n in asyncio.run(self.template_names()) - before if self.table_family(n)}
-        out, third = finish(start_child(self.table, "--extra-column"))
+        _, third = finish(start_child(self.table, "--extra-column"))
         after = {n for n in asyncio.run(self.template_names()) - before if self.table_family(n)}
         self.assertEqual(templates_built(third), 1)
         self.assertEqual(len(built), 1)
-        self.assertEqual(len(after), 1, "the stale template was removed")
-        self.assertNotEqual(built, after)
-        template_url = self.backend.database_url(after.pop(), kept=True)
+        self.assertEqual(len(after), 2, "the other schema's template stays")
+        _, warm_a = finish(start_child(self.table))
+        _, warm_b = finish(start_child(self.table, "--extra-column"))
+        self.assertEqual((templates_built(warm_a), templates_built(warm_b)), (0, 0))
+        new = (after - built).pop()
+        template_url = self.backend.database_url(new, kept=True)
         self.assertIn("extra", asyncio.run(columns_in(template_url, self.table)))
 
     def test_concurrent_first_starts_build_once_and_all_get_the_schema(self):
@@ -95,40 +101,6 @@ class TestTemplates(DropsNewTemplates):
         for out, _ in results:
             tables = out.split("TABLES", 1)[1].split()
             self.assertEqual(tables, [self.table], "each clone has the whole schema")
-
-
-class TestTemplateCap(unittest.TestCase):
-    def test_only_the_newest_templates_per_database_name_are_kept(self):
-        from sqlalchemy.engine import make_url
-        from test_framework.config import Setting
-        from test_framework.provision.templates import MAX_TEMPLATES, ensure_template
-        from tests.provision.child import schema
-        url = make_url(project_settings().database_url.value or "sqlite+aiosqlite:///x.db")
-        url = url.set(database="captest.db" if url.get_backend_name() == "sqlite" else "captest")
-        backend = backend_for(Setting(url.render_as_string(hide_password=False), "test"))
-
-        async def build_many():
-            built = []
-            for n in range(MAX_TEMPLATES + 2):
-                template = await ensure_template(backend, schema(f"cap_{secrets.token_hex(3)}", False))
-                built.append(backend.database_name(template))
-                await asyncio.sleep(1.01 if n == MAX_TEMPLATES else 0)  # distinct build times
-            return built
-
-        async def ours():
-            return sorted(r.name for r in await backend.list_databases()
-                          if r.name.startswith(f"{TEMPLATE_PREFIX}captest_"))
-
-        async def drop_ours():
-            for record in await backend.list_databases():
-                if record.name.startswith(f"{TEMPLATE_PREFIX}captest_"):
-                    await backend.drop_database(record.url)
-
-        self.addCleanup(lambda: asyncio.run(drop_ours()))
-        built = asyncio.run(build_many())
-        remaining = asyncio.run(ours())
-        self.assertLessEqual(len(remaining), MAX_TEMPLATES)
-        self.assertIn(built[-1], remaining, "the newest template stays")
 
 
 class TestPruningTouchesOnlyOurs(unittest.TestCase):
@@ -177,3 +149,23 @@ class TestPruningTouchesOnlyOurs(unittest.TestCase):
         dropped, left = asyncio.run(scenario())
         self.assertEqual(dropped, [ours_stale])
         self.assertEqual(left, {keep, ours_busy, hand_made, other_project})
+
+
+    def test_templates_go_by_last_use_not_by_count_alone(self):
+        from test_framework.provision.ownership import template_label
+        from test_framework.provision.templates import remove_stale_templates
+        now = time.time()
+        names = [f"{TEMPLATE_PREFIX}{self.stem}_aaaaaa_{str(n) * 12}" for n in range(5)]
+        ages = [0, 60, 3600, 3 * 86400, 9 * 86400]  # seconds since each was last used
+
+        async def scenario():
+            for name, age in zip(names, ages):
+                await self.make(name, template_label(self.stem, now - age))
+            idle = await remove_stale_templates(self.backend, keep=names[0])
+            capped = await remove_stale_templates(self.backend, keep=names[0], cap=3)
+            return idle, capped, await self.names()
+
+        idle, capped, left = asyncio.run(scenario())
+        self.assertEqual(idle, [names[4]], "unused for more than a week")
+        self.assertEqual(capped, [names[3]], "beyond the cap, the least recently used")
+        self.assertEqual(left, set(names[:3]))
