@@ -31,7 +31,8 @@ class SchemaSource:
     """
 
     description: str
-    metadata: MetaData | None = None
+    metadata: MetaData | None = None  # beside a file source: the models, for types and checks
+    check_models: bool = False
     project: str = ""
 
     def fingerprint(self, dialect) -> str:
@@ -39,6 +40,12 @@ class SchemaSource:
 
     async def build(self, engine: AsyncEngine, backend) -> None:
         raise NotImplementedError
+
+
+def _with_models(source: "SchemaSource", metadata: MetaData | None,
+                 check_models: bool) -> "SchemaSource":
+    source.metadata, source.check_models = metadata, check_models and metadata is not None
+    return source
 
 
 def _project_of(project: str | None) -> str:
@@ -65,11 +72,7 @@ class MetadataSchema(SchemaSource):
         return self._fingerprints[key]
 
     def _ddl_digest(self, dialect) -> str:
-        ddl = [str(CreateTable(table).compile(dialect=dialect)) +
-               "".join(str(CreateIndex(index).compile(dialect=dialect))
-                       for index in sorted(table.indexes, key=lambda i: i.name or ""))
-               for table in self.metadata.sorted_tables]
-        return _digest("\n".join(ddl))
+        return ddl_digest(self.metadata, dialect)
 
     async def build(self, engine: AsyncEngine, backend) -> None:
         async with engine.begin() as connection:
@@ -83,7 +86,8 @@ class SqlFileSchema(SchemaSource):
         self.description = f"SQL file {path}"
 
     def fingerprint(self, dialect) -> str:
-        return _digest(self.path.read_text(encoding="utf-8"))
+        models = ddl_digest(self.metadata, dialect) if self.check_models else ""
+        return _digest(self.path.read_text(encoding="utf-8") + models)
 
     async def build(self, engine: AsyncEngine, backend) -> None:
         async with engine.begin() as connection:
@@ -130,6 +134,8 @@ class AlembicSchema(SchemaSource):
                            for rev in script.walk_revisions())
         setup = [_digest(self.env_py.read_text(encoding="utf-8")),
                  _digest(self.path.read_text(encoding="utf-8"))]
+        if self.check_models:  # changed models must be checked again: a new template
+            setup.append(ddl_digest(self.metadata, dialect))
         return _digest("\n".join(revisions + setup))
 
     async def build(self, engine: AsyncEngine, backend) -> None:
@@ -176,13 +182,23 @@ def schema_for(test_class: type) -> SchemaSource | None:
     """Pick the class's schema source: alembic_ini, then schema_sql, then metadata."""
     project = _digest(str(project_root(class_folder(test_class))))
     alembic_ini = class_file_setting(test_class, "alembic_ini")
-    if alembic_ini:
-        return AlembicSchema(alembic_ini, project=project)
-    schema_sql = class_file_setting(test_class, "schema_sql")
-    if schema_sql:
-        return SqlFileSchema(schema_sql, project=project)
+    schema_sql = None if alembic_ini else class_file_setting(test_class, "schema_sql")
     metadata = getattr(test_class, "metadata", sample_schema.metadata)
+    if alembic_ini or schema_sql:
+        source = (AlembicSchema(alembic_ini, project=project) if alembic_ini
+                  else SqlFileSchema(schema_sql, project=project))
+        models = None if metadata is sample_schema.metadata else metadata
+        return _with_models(source, models, getattr(test_class, "check_models", False))
     return MetadataSchema(metadata, project=project) if metadata is not None else None
+
+
+def ddl_digest(metadata: MetaData, dialect) -> str:
+    """Hash the DDL of every table and index, as ``dialect`` would emit it."""
+    ddl = [str(CreateTable(table).compile(dialect=dialect)) +
+           "".join(str(CreateIndex(index).compile(dialect=dialect))
+                   for index in sorted(table.indexes, key=lambda i: i.name or ""))
+           for table in metadata.sorted_tables]
+    return _digest("\n".join(ddl))
 
 
 def _digest(text: str) -> str:

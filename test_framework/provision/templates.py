@@ -22,6 +22,7 @@ from test_framework.engines import create_engine
 from test_framework.errors import SchemaBuildError
 from test_framework.log import get_logger
 from test_framework.provision.ownership import template_label, template_of
+from test_framework.provision.model_check import model_differences
 from test_framework.provision.schema import SchemaSource
 
 logger = get_logger(__name__)
@@ -122,6 +123,8 @@ async def build_template(backend: Backend, schema: SchemaSource, name: str) -> N
         engine = create_engine(backend, building)
         try:
             await schema.build(engine, backend)
+            if schema.check_models:
+                await _check_models(engine, schema)
         except Exception as exc:
             await engine.dispose()
             await backend.drop_database(building)  # never kept, never cloned
@@ -136,6 +139,16 @@ async def build_template(backend: Backend, schema: SchemaSource, name: str) -> N
         logger.info("built template %s from %s in %.0f ms", name, schema.description,
                     (time.perf_counter() - started) * 1000)
         await remove_stale_templates(backend, keep=name)
+
+
+async def _check_models(engine, schema: SchemaSource) -> None:
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(model_differences, schema.metadata)
+    if differences:
+        raise SchemaBuildError(
+            f"the schema built from {schema.description} differs from the class's metadata "
+            f"(check_models = True): {'; '.join(differences)}. Write the migration the "
+            "models need (alembic revision --autogenerate), or fix the models")
 
 
 async def remove_stale_templates(backend: Backend, *, keep: str, max_idle: float = MAX_IDLE,

@@ -2,7 +2,8 @@
 
 In commit mode only rows made through ``AsyncTestDatabase`` are removed.
 Rows the application inserted itself stay, and would surprise the next test.
-After each test we count every table of the schema in a single statement
+After each test we count every table of the database (reflected once, so a
+schema from migrations or a SQL file is covered too) in a single statement
 and compare with the counts before it; growth is reported with the id of
 the test that left it (a warning by default, an error when configured).
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import warnings
 
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from test_framework.errors import ConfigurationError, TestFrameworkError
+from test_framework.provision import data_tables
 
 POLICIES = ("warn", "error", "ignore")
 
@@ -30,21 +32,24 @@ class LeftoverRowsError(TestFrameworkError):
 class LeftoverRowDetector:
     """Count the schema's tables before and after each test; report growth."""
 
-    def __init__(self, engine: AsyncEngine, metadata: MetaData | None, policy: str) -> None:
+    def __init__(self, engine: AsyncEngine, policy: str) -> None:
         if policy not in POLICIES:
             raise ConfigurationError(
                 f"leftover_rows is {policy!r}; use one of {list(POLICIES)}")
         self.engine = engine
         self.policy = policy
-        tables = list(metadata.sorted_tables) if metadata is not None else []
-        self._query = select(*(select(func.count()).select_from(table).scalar_subquery()
-                               .label(table.fullname) for table in tables)) if tables else None
+        self._counts: list | None = None  # one scalar subquery per table, made once
         self._before: dict[str, int] | None = None
 
     async def counts(self) -> dict[str, int]:
         async with self.engine.connect() as connection:
-            row = (await connection.execute(self._query)).one()
-        return dict(row._mapping)
+            if self._counts is None:  # the database's real tables, whatever built them
+                self._counts = [select(func.count()).select_from(table).scalar_subquery()
+                                .label(table.fullname)
+                                for table in await data_tables(connection)]
+            if not self._counts:
+                return {}
+            return dict((await connection.execute(select(*self._counts))).one()._mapping)
 
     async def check(self, test_id: str) -> None:
         """Compare with the counts before ``test_id``; remember the new counts."""
@@ -59,7 +64,7 @@ class LeftoverRowDetector:
 
     async def start(self) -> None:
         """Take the baseline before the class's first test (once)."""
-        if self._before is None and self._query is not None and self.policy != "ignore":
+        if self._before is None and self.policy != "ignore":
             self._before = await self.counts()
 
     def _report(self, test_id: str, grown: dict[str, int]) -> None:

@@ -243,3 +243,71 @@ class TestAlembicEnvThatLooksElsewhere(unittest.TestCase):
         ini = self.project(RECIPE_ENV_PY)
         result, _ = self.run_class(ini, "postgresql+asyncpg://nobody@192.0.2.1:1/never_used")
         self.assertTrue(result.wasSuccessful(), problems(result))
+
+
+def accounts_models(*, extra_column: bool) -> "MetaData":
+    """The models of the alembic_project's accounts table (optionally one column ahead)."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+    metadata = MetaData()
+    columns = [Column("id", Integer, primary_key=True),
+               Column("email", String(255), nullable=False, unique=True)]
+    if extra_column:
+        columns.append(Column("nickname", String(40)))
+    Table("accounts", metadata, *columns)
+    return metadata
+
+
+class TestModelsBesideMigrations(unittest.TestCase):
+    """metadata beside alembic_ini: used for what it adds, and optionally checked."""
+
+    def run_with(self, metadata, *, check: bool):
+        class MigratedWithModels(SSotAsyncTestCase):
+            alembic_ini = str(HERE / "alembic_project" / "alembic.ini")
+            check_models = check
+
+            async def test_x(self):
+                await self.db.create("accounts", {"email": "m@x.test"})
+
+        MigratedWithModels.metadata = metadata
+        return run_case(MigratedWithModels)
+
+    def test_matching_models_pass_the_check(self):
+        result = self.run_with(accounts_models(extra_column=False), check=True)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+
+    def test_a_model_column_no_migration_creates_fails_with_the_difference(self):
+        result = self.run_with(accounts_models(extra_column=True), check=True)
+        message = problems(result)
+        self.assertFalse(result.wasSuccessful())
+        self.assertIn("differs from the class's metadata", message)
+        self.assertIn("nickname", message)
+
+    def test_models_are_used_not_ignored_without_the_check(self):
+        """The helpers build their statements from the models given (here: one column ahead)."""
+        result = self.run_with(accounts_models(extra_column=True), check=False)
+        self.assertIn("nickname", problems(result), "the models' table was used")
+
+
+class TestLeftoversWhateverTheSource(unittest.TestCase):
+    def test_leftover_rows_found_in_tables_built_by_migrations(self):
+        import warnings
+        from test_framework.ssot.leftovers import LeftoverRowsWarning
+
+        class LeavesARow(SSotAsyncTestCase):
+            alembic_ini = str(HERE / "alembic_project" / "alembic.ini")
+            isolation = "commit"
+
+            async def test_untracked_insert(self):
+                await self.db.execute_query("INSERT INTO accounts (email) VALUES ('x@x.test')")
+
+            async def asyncTearDown(self):
+                await super().asyncTearDown()
+                await self.db.execute_query("DELETE FROM accounts")
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(LeavesARow)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        found = [str(w.message) for w in caught if issubclass(w.category, LeftoverRowsWarning)]
+        self.assertEqual(len(found), 1, found)
+        self.assertIn("accounts +1", found[0])
