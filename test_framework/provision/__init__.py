@@ -26,13 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from test_framework.backends import Backend, backend_class_for_url
 from test_framework.engines import create_engine
-from test_framework.errors import (DatabaseUnavailableError, SchemaBuildError,
-                                   UnsafeDatabaseError, last_cause)
+from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
+                                   SchemaBuildError, TestFrameworkError, UnsafeDatabaseError,
+                                   last_cause)
 from test_framework.log import get_logger, mask_url
 from test_framework.provision.ownership import KEPT_LABEL, reap_orphans
 from test_framework.provision.run_schemas import (create_run_schema, drop_run_schema,
                                                   reap_orphan_schemas)
-from test_framework.provision.schema import SchemaSource
+from test_framework.provision.schema import MetadataSchema, SchemaSource, table_ddl
 from test_framework.provision.templates import create_database
 
 logger = get_logger(__name__)
@@ -49,6 +50,8 @@ class ProvisionedDatabase:
     kept: bool = False
     owner_pid: int = field(default_factory=os.getpid)
     search_path: str | None = None  # the run's schema, when the role may not create databases
+    server: str = ""
+    tables: dict[str, str] = field(default_factory=dict)  # built from metadata: name -> DDL
 
     @property
     def masked_url(self) -> str:
@@ -92,7 +95,14 @@ async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
     if key in _databases and not private:
         return _databases[key]
     try:
-        database = await _provision(backend, schema, server, keep=keep and not private)
+        shared = None if private or keep else _sharable(backend, schema, server)
+        if shared is not None:
+            database = await _add_tables(shared, schema)
+        else:
+            database = await _provision(backend, schema, server, keep=keep and not private)
+            if isinstance(schema, MetadataSchema) and not private and not keep:
+                database.server, database.tables = server, table_ddl(schema.metadata,
+                                                                     backend.dialect)
     except Exception as exc:
         _failures[key if isinstance(exc, SchemaBuildError) else server] = exc
         raise DatabaseUnavailableError(_explain(backend, exc)) from last_cause(exc)
@@ -101,6 +111,39 @@ async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
     else:
         _databases[key] = database
     _register_exit_hook()
+    return database
+
+
+def _sharable(backend: Backend, schema: SchemaSource | None,
+              server: str) -> ProvisionedDatabase | None:
+    """This process's database on ``server`` that ``schema``'s tables can join, if any.
+
+    Several model sets are common in one suite; a database each would cost a
+    clone (and a template) each. Tables of another ``metadata`` join a
+    database built from metadata when no table name there has other DDL:
+    building a few tables in place costs less than a clone.
+    """
+    if not isinstance(schema, MetadataSchema) or not backend.is_persistent(backend.url):
+        return None
+    wanted = table_ddl(schema.metadata, backend.dialect)
+    for database in _databases.values():
+        if database.server == server and database.tables and all(
+                database.tables.get(name, ddl) == ddl for name, ddl in wanted.items()):
+            return database
+    return None
+
+
+async def _add_tables(database: ProvisionedDatabase, schema: MetadataSchema
+                      ) -> ProvisionedDatabase:
+    """Create ``schema``'s missing tables in ``database`` (an existing one is left as is)."""
+    backend = database.backend
+    engine = create_engine(backend, database.url, search_path=database.search_path)
+    try:
+        await schema.build(engine, backend)
+    finally:
+        await engine.dispose()
+    database.tables.update(table_ddl(schema.metadata, backend.dialect))
+    logger.info("added %s to test database %s", schema.description, database.masked_url)
     return database
 
 
@@ -139,7 +182,15 @@ async def _run_schema(backend: Backend, schema: SchemaSource | None, server: str
                       label: str) -> ProvisionedDatabase:
     """Work in a schema of this run's own inside the URL's ``test_`` database."""
     url = backend.url
-    require_test_database(url, "create a schema for this run in")
+    database = backend.database_name(url)
+    if not database.startswith(TEST_PREFIX):
+        user = url.username or "the URL's user"
+        raise ConfigurationError(
+            f"the role {user!r} may not create databases, and the URL names {database!r}, "
+            f"not a {TEST_PREFIX} database. Either grant it (as a superuser): ALTER ROLE "
+            f'"{user}" CREATEDB; or give it a database of its own, CREATE DATABASE '
+            f'"{TEST_PREFIX}{database}" OWNER "{user}", and name that in the URL: each run '
+            "then works in a schema of its own there")
     if server not in _reaped_servers:
         _reaped_servers.add(server)
         await reap_orphan_schemas(backend, url)
@@ -215,7 +266,7 @@ async def drop_database(database: ProvisionedDatabase) -> None:
 
 async def drop_databases() -> None:
     """Drop every database this process made; report failures, keep going."""
-    databases = list(_databases.values()) + list(_private)
+    databases = list({id(db): db for db in [*_databases.values(), *_private]}.values())
     _databases.clear()
     for database in databases:
         try:
@@ -238,5 +289,7 @@ def _explain(backend: Backend, exc: Exception) -> str:
     where = f"{backend.masked_url} (from {backend.source})"
     if isinstance(exc, SchemaBuildError):
         return f"cannot prepare a test database on {where}: {exc}"
+    if isinstance(exc, TestFrameworkError):  # says what to do itself
+        return f"cannot create a test database on {where}: {exc}"
     return (f"cannot create a test database on {where}: {type(exc).__name__}: "
             f"{str(exc) or 'timed out'}; {backend.explain_provision_error(exc)}")

@@ -192,13 +192,17 @@ def schema_for(test_class: type) -> SchemaSource | None:
     return MetadataSchema(metadata, project=project) if metadata is not None else None
 
 
+def table_ddl(metadata: MetaData, dialect) -> dict[str, str]:
+    """The DDL of each table with its indexes, as ``dialect`` would emit it, by table name."""
+    return {table.fullname: str(CreateTable(table).compile(dialect=dialect)) +
+            "".join(str(CreateIndex(index).compile(dialect=dialect))
+                    for index in sorted(table.indexes, key=lambda i: i.name or ""))
+            for table in metadata.sorted_tables}
+
+
 def ddl_digest(metadata: MetaData, dialect) -> str:
     """Hash the DDL of every table and index, as ``dialect`` would emit it."""
-    ddl = [str(CreateTable(table).compile(dialect=dialect)) +
-           "".join(str(CreateIndex(index).compile(dialect=dialect))
-                   for index in sorted(table.indexes, key=lambda i: i.name or ""))
-           for table in metadata.sorted_tables]
-    return _digest("\n".join(ddl))
+    return _digest("\n".join(table_ddl(metadata, dialect).values()))
 
 
 def _digest(text: str) -> str:

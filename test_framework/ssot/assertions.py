@@ -25,6 +25,7 @@ from test_framework.errors import QueryGuardError
 from test_framework.ssot.factories import column_value
 from test_framework.ssot.query_capture import failure_message, framework_statements
 from test_framework.ssot.query_guards import split_table_name
+from test_framework.ssot.tables import column_conditions
 
 __unittest = True  # a failed row assertion points at the test's line
 
@@ -102,22 +103,19 @@ class RowAssertions:
                 "keywords; give each condition once")
         conditions.update(columns)
         table = await self.db.table(table_name, conditions.keys())
-        unknown = sorted(set(conditions) - set(table.columns.keys()))
-        if unknown:
-            raise QueryGuardError(
-                f"{caller}({table_name!r}) got column(s) {unknown} that the table does not "
-                f"have; its columns are {list(table.columns.keys())}")
-        return RowQuery(self.db, table, conditions)
+        return RowQuery(self.db, table, conditions, caller=f"{caller}({table_name!r})")
 
 
 class RowQuery:
     """One table and its ``column == value`` conditions, and the look-ups failures need."""
 
-    def __init__(self, db, table: Table, values: Mapping[str, Any]) -> None:
+    def __init__(self, db, table: Table, values: Mapping[str, Any], *,
+                 caller: str = "RowQuery") -> None:
         self.db = db
         self.table = table
         self.values = dict(values)
-        self.conditions = [table.c[name] == value for name, value in self.values.items()]
+        self.conditions = column_conditions(table, self.values, caller=caller,
+                                            dialect=db.session.get_bind().dialect)
 
     @property
     def matching(self) -> str:

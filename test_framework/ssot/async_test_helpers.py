@@ -28,10 +28,10 @@ from sqlalchemy.sql.expression import Executable
 from test_framework.errors import CleanupError, QueryGuardError
 from test_framework.log import get_logger
 from test_framework.backends import require_test_connection
-from test_framework.ssot.factories import create_row
+from test_framework.ssot.factories import RowFactory
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
-from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, checked_values,
-                                        require_primary_key, table_mapping)
+from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, column_conditions,
+                                        require_primary_key, table_mapping, typed_parameters)
 from test_framework.ssot.tracking import RowTracker
 
 __all__ = ["AsyncTestDatabase", "DEFAULT_TABLES"]
@@ -88,56 +88,80 @@ class AsyncTestDatabase:
 
     # -- test rows ----------------------------------------------------------------
 
-    async def create(self, table_name: str, data: Mapping[str, Any] | None = None) -> Row:
-        """Insert one row into ``table_name`` and track it; return it with all columns."""
-        async with self._statement(write=True):
-            target = await self._tables.get(
-                table_name, data.keys() if isinstance(data, Mapping) else ())
-            values = checked_values(target, data or {})
-            if self.delete_rows_on_cleanup:
-                require_primary_key(target)
-            row = (await self._execute(insert(target).values(values).returning(*target.c))).one()
-            if self.delete_rows_on_cleanup:
-                self._tracker.track(target, tuple(
-                    row._mapping[column.name] for column in target.primary_key.columns))
-            return row
+    async def create(self, table_name: str, data: Mapping[str, Any] | None = None,
+                     **parents: Any) -> Row:
+        """Insert one row into ``table_name`` and track it; return it with all columns.
 
-    # Columns a caller leaves out are made up only where the row needs them; see factories.py.
+        Columns ``data`` leaves out are made up where the row needs them, and a
+        required foreign key gets a parent row (see factories.py); pass an existing
+        parent by its table's name or ``tables`` kind: ``create("tasks", projects=p)``.
+        """
+        return await self._create_row(table_name, data, parents, caller=f"create({table_name!r})")
 
     async def create_test_user(self, user_data: Mapping[str, Any] | None = None) -> Row:
         """Insert a user row (table ``tables["user"]``, default ``users``)."""
-        return await create_row(self, self.tables["user"], user_data, kind="user")
+        return await self._create_row(self.tables["user"], user_data, {},
+                                      caller="create_test_user()")
 
     async def create_test_thread(self, thread_data: Mapping[str, Any] | None = None, *,
                                  user: Any = None) -> Row:
         """Insert a thread row (table ``tables["thread"]``), owned by ``user`` if given."""
-        return await create_row(self, self.tables["thread"], thread_data, kind="thread",
-                                parents={"user": user})
+        return await self._create_row(self.tables["thread"], thread_data, {"user": user},
+                                      caller="create_test_thread()")
 
     async def create_test_message(self, message_data: Mapping[str, Any] | None = None, *,
                                   thread: Any = None) -> Row:
         """Insert a message row (table ``tables["message"]``), in ``thread`` if given."""
-        return await create_row(self, self.tables["message"], message_data, kind="message",
-                                parents={"thread": thread})
+        return await self._create_row(self.tables["message"], message_data, {"thread": thread},
+                                      caller="create_test_message()")
+
+    async def _create_row(self, table_name: str, data, parents: Mapping[str, Any], *,
+                          caller: str) -> Row:
+        """Run ``create`` and its parents as one statement: one commit, or one rollback."""
+        async with self._statement(write=True):
+            factory = RowFactory(self._tables, self._insert_row, self.tables)
+            return await factory.create(table_name, data, parents, caller=caller)
+
+    async def _insert_row(self, target: Table, values: dict[str, Any]) -> Row:
+        if self.delete_rows_on_cleanup:
+            require_primary_key(target)
+        row = (await self._execute(insert(target).values(values).returning(*target.c))).one()
+        if self.delete_rows_on_cleanup:
+            self._tracker.track(target, tuple(
+                row._mapping[column.name] for column in target.primary_key.columns))
+        return row
 
     # -- inspection ----------------------------------------------------------------
 
     async def count_records(self, table_name: str, where_clause: str = "",
-                            params: Mapping[str, Any] | None = None) -> int:
-        """Count rows in a real table, optionally matching a condition with bound ``params``."""
+                            params: Mapping[str, Any] | None = None, **filters: Any) -> int:
+        """Count rows in a real table matching a condition with bound ``params`` and
+        ``column=value`` filters; values meant for a column bind through its type."""
         schema, name = split_table_name(table_name)
-        dialect = self.session.get_bind().dialect.name
-        condition = check_where_clause(where_clause, dialect=dialect) if where_clause else ""
+        dialect = self.session.get_bind().dialect
+        condition = check_where_clause(where_clause, dialect=dialect.name) if where_clause else ""
         if params and not condition:
             raise QueryGuardError(
                 f"count_records({table_name!r}) got params {sorted(params)} but no where_clause "
                 "to use them in; pass a condition such as 'email = :email'")
+        values = dict(params or {})
         async with self._statement(write=False):
             await self._tables.require(table_name)
-            query = select(func.count()).select_from(table(name, schema=schema))
+            source, conditions = table(name, schema=schema), []
+            if values or filters:
+                source = await self._tables.get(table_name, filters.keys())
+                conditions = column_conditions(source, filters, dialect=dialect,
+                                               caller=f"count_records({table_name!r})")
             if condition:
-                query = query.where(text(f"({condition})"))
-            return (await self._execute(query, params)).scalar_one()
+                clause = text(f"({condition})")
+                if values:
+                    binds, values = typed_parameters(where_clause, values, source, dialect)
+                    clause = clause.bindparams(*binds)
+                conditions.insert(0, clause)
+            query = select(func.count()).select_from(source)
+            if conditions:
+                query = query.where(*conditions)
+            return (await self._execute(query, values)).scalar_one()
 
     async def table(self, table_name: str, columns: Iterable[str] = ()) -> Table:
         """Return the ``Table`` the helpers use for a name (from ``metadata``, else reflected;

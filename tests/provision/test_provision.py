@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -157,3 +158,40 @@ class TestDatabasePerClass(unittest.TestCase):
         backend = backend_for(project_settings().database_url)
         for url in urls:
             self.assertFalse(asyncio.run(backend.database_exists(url)), f"{url} dropped")
+
+
+class TestModelSetsShareADatabase(unittest.TestCase):
+    """Three model sets in one suite: one database, not three clones and three templates."""
+
+    def make(self, tables: dict[str, list[str]]):
+        from sqlalchemy import Column, Integer, MetaData, String, Table
+        from test_framework import SSotAsyncTestCase
+        metadata = MetaData()
+        for name, columns in tables.items():
+            Table(name, metadata, Column("id", Integer, primary_key=True),
+                  *(Column(column, String(20)) for column in columns))
+        seen = self.seen
+
+        class UsesModels(SSotAsyncTestCase):
+            async def test_write(self):
+                name = next(iter(tables))
+                await self.db.create(name, {"id": 1})
+                seen.append((self.engine.url.database, name,
+                             await self.db.count_records(name)))
+
+        UsesModels.metadata = metadata
+        return UsesModels
+
+    def test_sets_without_conflicts_share_and_a_conflicting_one_gets_its_own(self):
+        from tests.support import problems, run_case
+        self.seen = []
+        token = secrets.token_hex(3)
+        sets = [{f"a_{token}": ["x"]}, {f"b_{token}": ["y"], f"c_{token}": []},
+                {f"d_{token}": []}, {f"a_{token}": ["other"]}]  # the last conflicts with the first
+        for tables in sets:
+            result = run_case(self.make(tables))
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        databases = [database for database, _, _ in self.seen]
+        self.assertEqual(len(set(databases[:3])), 1, self.seen)
+        self.assertNotEqual(databases[3], databases[0], "same table name, other columns")
+        self.assertEqual([count for _, _, count in self.seen], [1, 1, 1, 1])

@@ -124,4 +124,5 @@ class TestOtherRoles(unittest.TestCase):
             asyncio.run(provisioned_database(other, None, private=True))
         message = str(caught.exception)
         self.assertIn(f'ALTER ROLE "{self.role}" CREATEDB', message)
+        self.assertIn(f'CREATE DATABASE "test_app" OWNER "{self.role}"', message)
         self.assertNotIn("check that PostgreSQL is running", message)

@@ -1,5 +1,6 @@
 """AsyncTestDatabase on the real database of this pass (SQLite or PostgreSQL)."""
 
+import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -7,6 +8,8 @@ from sqlalchemy.exc import IntegrityError
 
 from test_framework import SSotAsyncTestCase
 from test_framework.errors import QueryGuardError
+from tests.realistic_app import ALEMBIC_INI
+from tests.realistic_app.models import Base, Role
 from tests.support import count_rows, skip_unless_backend, timeout
 
 NOW = datetime(2025, 9, 10, 12, 0, tzinfo=timezone.utc)
@@ -126,6 +129,17 @@ class TestCountAndExists(SSotAsyncTestCase):
             with self.subTest(clause=clause), self.assertRaises(QueryGuardError):
                 await self.db.count_records("users", clause)
 
+    async def test_count_with_keyword_filters(self):
+        await self.db.create_test_user({"email": "a@x.test", "is_active": False})
+        await self.db.create_test_user({"email": "b@x.test", "full_name": "B"})
+        self.assertEqual(await self.db.count_records("users", is_active=True), 1)
+        self.assertEqual(await self.db.count_records("users", full_name=None), 1)
+        self.assertEqual(await self.db.count_records(
+            "users", "email LIKE :p", {"p": "%@x.test"}, is_active=False), 1)
+        with self.assertRaisesRegex(QueryGuardError, r"count_records\('users'\) got column\(s\) "
+                                                     r"\['nick'\] that the table does not have"):
+            await self.db.count_records("users", nick="n")
+
     async def test_params_without_clause_is_an_error(self):
         with self.assertRaisesRegex(QueryGuardError, "no where_clause"):
             await self.db.count_records("users", params={"a": 1})
@@ -230,3 +244,39 @@ class TestAlteredTable(SSotAsyncTestCase):
         user = await self.db.create_test_user({"email": "n@x.test", "nickname": "nick"})
         self.assertEqual(user.nickname, "nick")
         await self.assertRowExists("users", nickname="nick")
+
+
+class TypedConditions:
+    """Values for a column bind through its type; mixed into one class per schema source."""
+
+    async def test_uuid_in_a_condition_or_a_filter(self):
+        task = await self.db.create("tasks", {})
+        self.assertIsInstance(task.id, uuid.UUID)
+        for condition in ("id = :id", "WHERE :id = tasks.id", "(id IN (:id, :other))"):
+            with self.subTest(condition=condition):
+                self.assertEqual(await self.db.count_records(
+                    "tasks", condition, {"id": task.id, "other": uuid.uuid4()}), 1)
+        self.assertEqual(await self.db.count_records("tasks", id=task.id), 1)
+        self.assertEqual(await self.db.count_records("tasks", id=uuid.uuid4()), 0)
+
+    async def test_param_named_after_a_column_and_other_types(self):
+        task = await self.db.create("tasks", {})
+        self.assertEqual(await self.db.count_records(
+            "tasks", "coalesce(project_id, id) = :project_id AND priority BETWEEN :low AND 5",
+            {"project_id": task.project_id, "low": 1}), 1)
+        self.assertEqual(await self.db.count_records("users", "role = :r", {"r": Role.member}), 1)
+        self.assertEqual(await self.db.count_records("users", role=Role.admin), 0)
+
+    async def test_text_for_a_uuid_column_still_binds_as_text(self):
+        user = await self.db.create("users", {})
+        stored = (await self.db.fetch_one("SELECT id FROM users")).id
+        self.assertEqual(await self.db.count_records("users", "id = :id", {"id": stored}), 1)
+        self.assertEqual(uuid.UUID(str(stored)), user.id)
+
+
+class TestTypedConditionsFromModels(TypedConditions, SSotAsyncTestCase):
+    metadata = Base.metadata
+
+
+class TestTypedConditionsFromMigrations(TypedConditions, SSotAsyncTestCase):
+    alembic_ini = ALEMBIC_INI

@@ -1,17 +1,25 @@
-"""create_test_user/thread/message with no, some and all data, on this pass's backend."""
+"""create() and create_test_user/thread/message with no, some and all data, on this pass's
+backend: the sample schema, tables of a test's own, and a realistic application whose schema
+comes from its models or from its Alembic migrations (then the types are reflected)."""
 
 import datetime
 import unittest
 import uuid
+from decimal import Decimal
 from types import SimpleNamespace
 
-from sqlalchemy import (JSON, Boolean, Column, Date, Enum, ForeignKey, Integer, MetaData,
-                        String, Table, Text, Uuid)
+from sqlalchemy import (CHAR, JSON, Boolean, CheckConstraint, Column, Date, Enum, ForeignKey,
+                        Integer, MetaData, Numeric, String, Table, Text, TypeDecorator, Uuid)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 
 from test_framework import SSotAsyncTestCase
 from test_framework.errors import QueryGuardError
-from test_framework.ssot.factories import made_up_value
+from test_framework.ssot.typed_values import UuidText, made_up_value
+from tests.realistic_app import ALEMBIC_INI
+from tests.realistic_app.models import Base, Role
+from tests.support import count_rows, count_rows_sync, problems, run_case
 
 NOW = datetime.datetime(2025, 9, 10, 12, 0, tzinfo=datetime.timezone.utc)
 SEED_USER = {"email": "test@example.com", "full_name": "Test User",
@@ -156,13 +164,168 @@ class TestReflectedTables(SSotAsyncTestCase):
             await self.db.create_test_thread(user={"id": 1})
 
 
+class RealisticApp:
+    """``create()`` on users -> projects -> tasks; mixed into one class per schema source."""
+
+    async def test_task_from_nothing_makes_its_project_and_user(self):
+        task = await self.db.create("tasks", {})
+        project = await self.assertRowExists("projects", id=task.project_id)
+        user = await self.assertRowExists("users", id=project.owner_id, role=Role.member)
+        for key in (task.id, project.id, user.id):
+            self.assertIsInstance(key, uuid.UUID)
+        self.assertRegex(user.email, r"^user-\d+@example\.test$")
+        self.assertEqual((project.settings, task.done, task.due_on), ({}, False, None))
+        self.assertIsInstance(project.budget, Decimal)
+        self.assertIsInstance(project.starts_on, datetime.date)
+        self.assertIsNotNone(task.created_at, "the server default filled it")
+
+    async def test_made_up_values_satisfy_every_constraint(self):
+        project = await self.db.create("projects", {})
+        tasks = [await self.db.create("tasks", projects=project) for _ in range(12)]
+        self.assertTrue(all(1 <= task.priority <= 5 for task in tasks),
+                        [task.priority for task in tasks])
+        codes = [task.code for task in tasks]
+        self.assertEqual(len(set(codes)), 12, f"unique per project: {codes}")
+        self.assertTrue(all(len(code) <= 5 for code in codes), codes)
+        await self.assertRowCount("tasks", 12, project_id=project.id)
+
+    async def test_the_constraints_are_real(self):
+        project = await self.db.create("projects", {})
+        with self.assertRaises(IntegrityError):  # CHECK priority BETWEEN 1 AND 5
+            await self.db.create("tasks", {"priority": 6}, projects=project)
+        with self.assertRaises(IntegrityError):  # NOT NULL owner_id, given as None
+            await self.db.create("projects", {"owner_id": None})
+
+    async def test_python_values_of_the_column_types_bind(self):
+        user_id = uuid.uuid4()
+        user = await self.db.create("users", {"id": user_id, "role": Role.admin,
+                                              "email": "ada@example.test"})
+        project = await self.db.create(
+            "projects", {"budget": Decimal("12.50"), "settings": {"tags": ["a"]},
+                         "starts_on": datetime.date(2025, 9, 10)}, user=user)
+        self.assertEqual((user.id, project.owner_id), (user_id, user_id))
+        self.assertEqual((project.budget, project.settings), (Decimal("12.50"), {"tags": ["a"]}))
+        await self.assertRowExists("users", id=user_id, role=Role.admin)
+        self.assertEqual(await self.db.count_records("projects", owner_id=user_id), 1)
+
+    async def test_create_test_user_is_create_on_the_users_table(self):
+        user = await self.db.create_test_user({"role": Role.admin})
+        await self.assertRowExists("users", id=user.id, email=user.email, role=Role.admin)
+        with self.assertRaisesRegex(QueryGuardError, r"create\('tasks', users=\.\.\.\): table "
+                                                     r"'tasks' has no foreign key to 'users' "
+                                                     r"\(it has to \['projects'\]\)"):
+            await self.db.create("tasks", users=user)
+
+
+class TestRealisticModels(RealisticApp, SSotAsyncTestCase):
+    """Types from ``metadata``: ``Uuid``, ``Enum(Role)``, the declared CHECKs."""
+
+    metadata = Base.metadata
+
+
+class TestRealisticMigrations(RealisticApp, SSotAsyncTestCase):
+    """Types reflected from what the migrations built: on SQLite ``CHAR(32)`` keys and a
+    ``VARCHAR`` role with a CHECK constraint; on PostgreSQL ``UUID`` and an enum type."""
+
+    alembic_ini = ALEMBIC_INI
+
+
+class TestRealisticCleanup(unittest.TestCase):
+    def test_rows_and_made_parents_are_gone_after_commit_mode(self):
+        for source in ({"metadata": Base.metadata}, {"alembic_ini": ALEMBIC_INI}):
+            with self.subTest(source=sorted(source)):
+                seen = {}
+
+                async def test_make(case):
+                    seen["url"] = case.engine.url
+                    task = await case.db.create("tasks", {"title": "kept"})
+                    seen["committed"] = await count_rows(
+                        case.engine.url, "tasks", "title = :t", {"t": "kept"})
+                    seen["id"] = task.id
+
+                inner = type("MakesRows", (SSotAsyncTestCase,),
+                             {**source, "isolation": "commit", "test_make": test_make})
+                result = run_case(inner)
+                self.assertTrue(result.wasSuccessful(), problems(result))
+                self.assertEqual(seen["committed"], 1)
+                self.assertIsInstance(seen["id"], uuid.UUID)
+                self.assertEqual([count_rows_sync(seen["url"], name)
+                                  for name in ("tasks", "projects", "users")], [0, 0, 0])
+
+
+ON_SQLITE, ON_POSTGRESQL = sqlite.dialect(), postgresql.dialect()
+
+
+def column(*args, constraints=(), **kwargs):
+    """A NOT NULL column ``c`` of a fresh table ``t``, with CHECK constraints given as SQL."""
+    table = Table("t", MetaData(), Column("c", *args, nullable=False, **kwargs),
+                  *(CheckConstraint(sql) for sql in constraints))
+    return table.c.c
+
+
+class GuidRecipe(TypeDecorator):
+    """SQLAlchemy's backend-agnostic GUID recipe: CHAR(32) where there is no UUID type."""
+
+    impl, cache_ok = CHAR(32), True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(postgresql.UUID() if dialect.name == "postgresql"
+                                       else CHAR(32))
+
+
 class TestMadeUpValues(unittest.TestCase):
-    def test_text_is_cut_to_the_column_length(self):
-        column = Table("t", MetaData(), Column("code", String(4), nullable=False)).c.code
-        self.assertEqual(made_up_value(column, "user", 12), "user")
+    def made_up(self, col, number=12, dialect=ON_SQLITE):
+        return made_up_value(col, "user", number, dialect=dialect)
+
+    def test_text_fits_the_column_length_and_keeps_the_number(self):
+        self.assertEqual(self.made_up(column(String(4))), "us12")
+        self.assertEqual(self.made_up(column(String(5)), number=1), "user1")
+        self.assertEqual(self.made_up(column(String(3)), number=123456), "456")
+
+    def test_uuid_columns_get_uuids(self):
+        for col, dialect in [(column(Uuid), ON_SQLITE), (column(postgresql.UUID), ON_POSTGRESQL),
+                             (column(GuidRecipe), ON_SQLITE), (column(GuidRecipe), ON_POSTGRESQL),
+                             (column(CHAR(32)), ON_SQLITE), (column(CHAR(36)), ON_SQLITE),
+                             (column(UuidText(32)), ON_SQLITE)]:
+            with self.subTest(type=col.type, dialect=dialect.name):
+                self.assertIsInstance(self.made_up(col, dialect=dialect), uuid.UUID)
+        self.assertIsInstance(self.made_up(column(Uuid(as_uuid=False))), str)
+        self.assertEqual(self.made_up(column(CHAR(36)), dialect=ON_POSTGRESQL), "user-12",
+                         "PostgreSQL has a UUID type, so its CHAR(36) is just text")
+
+    def test_check_constraints_choose_the_value(self):
+        cases = [
+            (String(6), ["c IN ('member', 'admin')"], "member"),
+            (String(20), ["((c)::text = ANY ((ARRAY['member'::character varying, "
+                          "'admin'::character varying])::text[]))"], "member"),
+            (Integer, ["c BETWEEN 1 AND 5"], 2),
+            (Integer, ["c >= 1 AND c <= 5"], 2),
+            (Integer, ["c > 100"], 113),
+            (Integer, ["c IS NULL OR c < -3"], -4),
+            (Integer, ["c <> 12"], 13),
+            (Numeric(3, 1), ["c > 0 AND c < 1"], Decimal("0.5")),
+            (Numeric(3, 1), [], 12),
+            (Numeric(2, 1), [], 2),
+            (String(20), ["length(c) >= 10"], "user-12xxx"),
+            (String(20), ["c = 'fixed'"], "fixed"),
+        ]
+        for col_type, checks, expected in cases:
+            with self.subTest(checks=checks, type=col_type):
+                col = column(col_type, constraints=checks)
+                self.assertEqual(self.made_up(col, dialect=ON_POSTGRESQL), expected)
+
+    def test_enum_and_checks_only_on_other_columns(self):
+        self.assertIs(self.made_up(column(Enum(Role))), Role.member)
+        self.assertEqual(self.made_up(column(Enum("b", "a", name="letters"))), "b")
+        table = Table("t", MetaData(), Column("c", Integer, nullable=False), Column("d", Integer),
+                      CheckConstraint("c < d"), CheckConstraint("random() > 0"))
+        self.assertEqual(self.made_up(table.c.c), 12, "checks it cannot read are left alone")
 
     def test_unknown_type_asks_for_the_value(self):
-        column = Table("t", MetaData(), Column("blob", NullType, nullable=False)).c.blob
-        with self.assertRaisesRegex(QueryGuardError, r"required column t\.blob .*pass it in the "
-                                                     r"row data, e\.g\. create_test_user\("):
-            made_up_value(column, "user", 1)
+        col = column(NullType)
+        with self.assertRaisesRegex(QueryGuardError, r"required column t\.c .*pass it in the "
+                                                     r"row data, e\.g\. create_test_user\("
+                                                     r"\{'c': \.\.\.\}\)"):
+            self.made_up(col)
+        with self.assertRaisesRegex(QueryGuardError, r"e\.g\. create\('t', \{'c': \.\.\.\}\)"):
+            made_up_value(col, "t", 1, dialect=ON_SQLITE, caller="create('t')")
