@@ -9,9 +9,11 @@ rebuilt. Cross-process locks are ``flock`` on a file in that folder.
 Two driver quirks are handled here and nowhere else:
 
 * The sqlite3 driver's legacy transaction control does not emit ``BEGIN``
-  before ``SAVEPOINT`` or a ``SELECT``, so savepoints would not join the
-  enclosing transaction. We turn the driver's handling off and emit ``BEGIN``
-  ourselves (SQLAlchemy's documented recipe); rollback isolation relies on it.
+  before ``SAVEPOINT``, so savepoints would not join the enclosing
+  transaction. We turn the driver's handling off and emit the BEGIN
+  ourselves (SQLAlchemy's documented recipe; rollback isolation relies on
+  it): ``BEGIN IMMEDIATE`` before a transaction's first statement that is not
+  a ``SELECT``, so concurrent writers wait their turn instead of failing.
 * Foreign keys are off by default in SQLite; every connection turns them on.
 
 Commits do not wait for the disk (``synchronous=OFF``): the files are
@@ -25,6 +27,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -35,6 +38,7 @@ from typing import IO, Any, AsyncIterator
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import sort_tables
 
@@ -291,19 +295,28 @@ class SQLiteBackend(Backend):
         await raw.driver_connection.executescript(script)
 
     def engine_options(self, url: URL) -> dict[str, Any]:
-        """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout."""
+        """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout.
+
+        SQLite waits (its busy handler) only where waiting can succeed; see
+        ``_begin_before_write`` for how every write transaction gets there.
+        """
         return {"connect_args": {"timeout": self.timeouts.lock}}
 
     def prepare_engine(self, engine: AsyncEngine) -> None:
         statement_timeout = self.timeouts.statement
+        lock_timeout = self.timeouts.lock
 
         def on_connect(dbapi_connection, connection_record) -> None:
             _on_connect(dbapi_connection, connection_record, statement_timeout=statement_timeout)
 
+        def begin_before_write(connection, cursor, statement, parameters, context,
+                               executemany) -> None:
+            _begin_before_write(connection, statement, context, lock_timeout=lock_timeout)
+
         sync_engine = engine.sync_engine
         event.listen(sync_engine, "do_connect", sqlite_interrupts.use_interruptible_connections)
         event.listen(sync_engine, "connect", on_connect)
-        event.listen(sync_engine, "begin", _on_begin)
+        event.listen(sync_engine, "before_cursor_execute", begin_before_write)  # first: see there
         event.listen(sync_engine, "before_cursor_execute", sqlite_interrupts.statement_sent)
         event.listen(sync_engine, "after_cursor_execute", sqlite_interrupts.statement_done)
         event.listen(sync_engine, "handle_error", sqlite_interrupts.statement_failed)
@@ -335,6 +348,71 @@ def _on_connect(dbapi_connection, connection_record, *, statement_timeout: float
                                               timeout=statement_timeout)
 
 
-def _on_begin(connection) -> None:
-    """Emit BEGIN ourselves so savepoints and reads join the transaction."""
-    connection.exec_driver_sql("BEGIN")
+NO_BEGIN_NEEDED = {"SELECT", "BEGIN", "COMMIT", "END", "ROLLBACK", "RELEASE"}
+BEGIN_SENDING = "test_framework.sqlite_begin_sending"
+_FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
+
+
+def _begin_before_write(connection, statement: str, context, *, lock_timeout: float) -> None:
+    """Send ``BEGIN IMMEDIATE`` just before a transaction's first statement that is not a SELECT.
+
+    Under a plain (deferred) ``BEGIN``, a transaction that read holds SQLite's
+    read lock; if it then writes while another connection holds the write
+    lock, each would wait for the other, so SQLite skips the busy timeout and
+    answers ``database is locked`` at once (workers that read a task, then
+    claimed it, failed after 0.03 s). ``BEGIN IMMEDIATE`` asks for the write
+    lock while holding nothing, so SQLite waits for it up to ``timeout`` (our
+    lock timeout): writers take turns.
+
+    Reads before the first write run outside the transaction, each seeing the
+    latest committed rows (like PostgreSQL's default READ COMMITTED) and
+    holding no lock afterwards. Taking the write lock at every BEGIN instead
+    made 8 concurrent read-only sessions 5x slower (they queued), and a
+    session left open after a read blocked every other session's writes for
+    ``lock_timeout``. A SAVEPOINT or any other statement begins the
+    transaction, so savepoints still join it.
+
+    A ``before_cursor_execute`` listener, registered before the statement
+    clock so the BEGIN is timed and logged as a statement of its own. Sending
+    it waits on the event loop: another task's statement on this connection
+    (a misuse, which rollback mode names once its session has begun) waits
+    for the BEGIN, so it never runs outside the transaction and commits alone.
+    """
+    if not connection.in_transaction() or _is_read(statement, context):
+        return
+    info = connection.info  # the pooled connection's: shared by every task using it
+    while (sending := info.get(BEGIN_SENDING)) is not None:
+        _await(sending.wait())
+    if connection.connection.driver_connection.in_transaction:
+        return
+    sending = info[BEGIN_SENDING] = asyncio.Event()
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if "database is locked" in str(exc.orig):
+            exc.add_note(
+                f"test_framework: waited lock_timeout ({lock_timeout:g}s) for SQLite's write "
+                f"lock, to run {statement.strip()[:60]!r}: another connection kept a write "
+                "transaction open all that time (a session of this test that wrote and has "
+                "not committed or closed, or another process using this file). Commit or "
+                "close that session before another one writes, or raise "
+                "TEST_FRAMEWORK_LOCK_TIMEOUT if that writer is just slow")
+        raise
+    finally:
+        del info[BEGIN_SENDING]
+        sending.set()
+
+
+def _is_read(statement: str, context) -> bool:
+    """Whether a statement needs no transaction: a SELECT (CTEs too), COMMIT and the like."""
+    compiled = getattr(context, "compiled", None)
+    if compiled is not None and getattr(compiled.statement, "is_select", False):
+        return True
+    word = _FIRST_WORD.match(statement)
+    return word is not None and word.group(1).upper() in NO_BEGIN_NEEDED
+
+
+def _await(awaitable):
+    """SQLAlchemy's bridge from its greenlet back to the event loop (await_only before 2.1)."""
+    from sqlalchemy import util
+    return (getattr(util, "await_", None) or util.await_only)(awaitable)

@@ -9,11 +9,14 @@ changed schema gets a new template and an unchanged one is reused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 from pathlib import Path
 
-from sqlalchemy import MetaData
+from sqlalchemy import BigInteger, Column, Integer, MetaData, TypeDecorator
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -72,11 +75,57 @@ class MetadataSchema(SchemaSource):
         return self._fingerprints[key]
 
     def _ddl_digest(self, dialect) -> str:
-        return ddl_digest(self.metadata, dialect)
+        """Hash the DDL as ``build`` emits it: big integer keys as their variants."""
+        with big_integer_keys_autoincrement(dialect):
+            return ddl_digest(self.metadata, dialect)
 
     async def build(self, engine: AsyncEngine, backend) -> None:
         async with engine.begin() as connection:
-            await connection.run_sync(self.metadata.create_all)
+            await connection.run_sync(self._create_all)
+
+    def _create_all(self, connection) -> None:
+        with big_integer_keys_autoincrement(connection.dialect):
+            self.metadata.create_all(connection)
+
+
+@contextlib.contextmanager
+def big_integer_keys_autoincrement(dialect):
+    """Compile each BigInteger autoincrement key as ``with_variant(Integer, "sqlite")``, inside.
+
+    SQLite numbers rows by itself only in a column declared exactly
+    ``INTEGER PRIMARY KEY`` (64-bit anyway); a ``BIGINT`` key stays NULL, so
+    models whose keys are ``BigInteger`` (BIGSERIAL on PostgreSQL) could not
+    insert a row on the default backend. SQLAlchemy's documented answer is
+    that variant; we apply it while the framework builds a test database from
+    ``metadata``, on this dialect object only, and never change the models:
+    the application's own MetaData still says BIGINT wherever else it is
+    used. On other dialects the variant changes nothing.
+    """
+    original = dialect.type_compiler_instance
+    dialect.type_compiler_instance = _variant_key_compiler(type(original))(dialect)
+    try:
+        yield dialect
+    finally:
+        dialect.type_compiler_instance = original
+
+
+@functools.cache
+def _variant_key_compiler(base: type) -> type:
+    """A subclass of a dialect's type compiler that applies the key variant (one per base)."""
+
+    def process(self, type_, **kw):
+        column = kw.get("type_expression")
+        if (isinstance(column, Column) and column.table is not None
+                and column is column.table.autoincrement_column):
+            implementation = type_.dialect_impl(self.dialect)
+            if isinstance(implementation, TypeDecorator):
+                implementation = implementation.impl
+            if isinstance(implementation, BigInteger):
+                with contextlib.suppress(ArgumentError):  # the model names its own variant
+                    type_ = type_.with_variant(Integer(), "sqlite")
+        return base.process(self, type_, **kw)
+
+    return type(f"VariantKey{base.__name__}", (base,), {"process": process})
 
 
 class SqlFileSchema(SchemaSource):
