@@ -15,7 +15,7 @@ plugins = nose2.plugins.mp
 [test-framework]
 always-on = True
 """
-EXAMPLE_TESTS = 18
+from tests.functional.test_examples import EXAMPLE_TEST_COUNT as EXAMPLE_TESTS
 CREATED = re.compile(r"created test database (\S+)")
 
 
