@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import re
 import unittest
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from test_framework.errors import TestFrameworkError
+from test_framework.log import mask_secrets
 from test_framework.ssot.metrics import BOOKKEEPING, TestMetrics
 
 __unittest = True  # an assertNumQueries failure points at the test, not at this module
 
-URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@'\"/]+@")
 _framework_statement: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "test_framework_statement", default=False)
 
@@ -47,9 +46,9 @@ def framework_statements() -> Iterator[None]:
 
 
 def mask_passwords(value: Any) -> Any:
-    """Return ``value`` with ``scheme://user:password@`` rewritten to ``user:***@``, deeply."""
+    """Return ``value`` with every password masked (``log.mask_secrets``), deeply."""
     if isinstance(value, str):
-        return URL_PASSWORD.sub(r"\1***@", value)
+        return mask_secrets(value)
     if isinstance(value, (list, tuple)):
         return type(value)(mask_passwords(item) for item in value)
     if isinstance(value, dict):
