@@ -46,6 +46,13 @@ def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
         """Add a plain note where the driver's words do not say what happened or what to do."""
         error = context.sqlalchemy_exception
         if error is None:
+            if isinstance(context.original_exception, TimeoutError):
+                context.original_exception.add_note(
+                    f"test_framework: the database did not answer within statement_timeout "
+                    f"({backend.timeouts.statement:g}s) plus a margin, so the client gave up: "
+                    "the server or the network to it is unreachable (the server's own "
+                    "timeout cannot fire then). The connection is dropped; the next test "
+                    "gets a new one")
             return
         if context.is_disconnect:
             error.add_note(

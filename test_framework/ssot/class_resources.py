@@ -9,12 +9,16 @@ belong to the class's loop.
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from test_framework.backends import backend_for
 from test_framework.config import database_url_for, project_settings
 from test_framework.engines import create_engine
-from test_framework.errors import ConfigurationError, DatabaseUnavailableError
+from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
+                                   last_cause)
 from test_framework.log import get_logger
 from test_framework.provision import (build_memory_schema, drop_database,
                                       provisioned_database)
@@ -22,9 +26,11 @@ from test_framework.provision.schema import schema_for
 from test_framework.ssot.class_loop import class_runner
 from test_framework.ssot.isolation import isolation_class
 from test_framework.ssot.metrics import TestMetrics
+from test_framework.ssot.unanswered import report_abandoned, teardown_bound
 
 logger = get_logger(__name__)
 RESOURCES_ATTRIBUTE = "_ssot_resources"
+INTERRUPTED_BOUND = 2.0  # seconds each release step may wait after Ctrl-C
 
 
 class ClassResources:
@@ -63,7 +69,7 @@ class ClassResources:
             raise DatabaseUnavailableError(
                 f"cannot connect to the test database {self.database.masked_url} (from "
                 f"{self.url_setting.source}): {exc}; "
-                f"{self.backend.explain_connect_error(exc)}") from exc
+                f"{self.backend.explain_connect_error(exc)}") from last_cause(exc)
         self.isolation = self.isolation_class(
             self.engine, backend=self.backend, metadata=self.metadata,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
@@ -82,18 +88,56 @@ class ClassResources:
                 "rows in asyncSetUp instead, or switch modes")
         return hook
 
-    async def aclose(self) -> None:
-        """Release the class's connection, dispose of its engine, drop a private database."""
-        isolation, self.isolation = self.isolation, None
-        engine, self.engine = self.engine, None
+    async def aclose(self, *, bound: float | None = None, occasion: str = "") -> None:
+        """Release the class's connection, dispose of its engine, drop a private database.
+
+        The connection and the engine's idle connections get at most ``bound``
+        seconds each (default: statement_timeout plus a margin); what is not
+        closed by then is abandoned and reported, so a server that stopped
+        answering costs seconds, not the system's TCP timeout (many minutes).
+        """
+        bound = teardown_bound(self.backend) if bound is None else bound
         try:
-            if isolation is not None:
-                await isolation.close()
+            if self.isolation is not None:
+                await self.isolation.close(bound=bound, occasion=occasion)
         finally:
-            if engine is not None:
-                await engine.dispose()
+            self.isolation = None
+            try:
+                if self.engine is not None:
+                    await _dispose(self.engine, bound, occasion, self.test_class)
+            finally:
+                self.engine = None
             if self.database is not None and self.isolation_class.private_database:
                 await drop_database(self.database)
+
+    async def aclose_interrupted(self) -> None:
+        """Release after Ctrl-C: nothing may wait on a server that is not answering.
+
+        The interrupted test's task may still be inside a statement on the
+        class's connection. It gets ``INTERRUPTED_BOUND`` to end (a SQLite
+        statement interrupted by Ctrl-C does); if it is still waiting for the
+        server then, its connections are abandoned. Then the usual release,
+        each step bounded by ``INTERRUPTED_BOUND``.
+        """
+        current = asyncio.current_task()
+        interrupted = [task for task in asyncio.all_tasks() if task is not current]
+        if interrupted:
+            _, waiting = await asyncio.wait(interrupted, timeout=INTERRUPTED_BOUND)
+            if waiting and self.isolation is not None:
+                self.isolation.abandon(f"after Ctrl-C, the interrupted test was still waiting "
+                                       f"for the database {INTERRUPTED_BOUND:g}s later")
+        await self.aclose(bound=INTERRUPTED_BOUND, occasion="after Ctrl-C, ")
+
+    def abandon(self, why: str) -> None:
+        """Drop what a release in progress still holds, waiting on nothing; report it."""
+        isolation, self.isolation = self.isolation, None
+        engine, self.engine = self.engine, None
+        if isolation is not None:
+            isolation.abandon(why)
+        elif engine is not None:  # the connection is released; its pool was being closed
+            engine.sync_engine.dispose(close=False)
+            report_abandoned(f"the pooled connections of {self.test_class.__qualname__}'s "
+                             "engine", why)
 
     def _on_statement(self, statement: str, parameters: object) -> None:
         if self.current_metrics is not None:
@@ -112,7 +156,33 @@ def class_resources(test_class: type) -> ClassResources:
 
 
 def _release(test_class: type, runner) -> None:
+    """Release the class's resources on its loop; after Ctrl-C, within seconds.
+
+    Ctrl-C during a test (or its teardown) gets here while ``KeyboardInterrupt``
+    is being handled (``SSotBaseTestCase.run``): see ``aclose_interrupted``.
+    Ctrl-C during this cleanup abandons what is left at once. A test database
+    that cannot be dropped now goes to the next run's reaper.
+    """
     resources = test_class.__dict__.get(RESOURCES_ATTRIBUTE)
-    if resources is not None:
-        delattr(test_class, RESOURCES_ATTRIBUTE)
-        runner.run(resources.aclose())
+    if resources is None:
+        return
+    delattr(test_class, RESOURCES_ATTRIBUTE)
+    try:
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            runner.run(resources.aclose_interrupted())
+        else:
+            runner.run(resources.aclose())
+    except KeyboardInterrupt:
+        resources.abandon("Ctrl-C during the class cleanup")
+        raise
+
+
+async def _dispose(engine, bound: float, occasion: str, test_class: type) -> None:
+    """Close the engine's idle connections within ``bound``; past that, drop the pool."""
+    try:
+        async with asyncio.timeout(bound):
+            await engine.dispose()
+    except TimeoutError:
+        await engine.dispose(close=False)
+        report_abandoned(f"the idle connections of {test_class.__qualname__}'s engine",
+                         f"{occasion}closing them got no answer within {bound:g}s")

@@ -11,25 +11,33 @@ connections see the rows. ``AsyncTestDatabase`` deletes what it created.
 
 ``"truncate"`` and ``"database"`` are commit mode with a heavier reset:
 every table emptied after each test, or a database of the class's own.
+
+Every mode replaces a connection the server closed between tests, bounds
+each teardown step, and abandons what does not answer in time
+(``ssot/unanswered.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import warnings
 from dataclasses import dataclass
 
 from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, AsyncTransaction
 
-from test_framework.errors import ConfigurationError, DatabaseUnavailableError
-from test_framework.log import current_test_id
+from test_framework.errors import ConfigurationError, DatabaseUnavailableError, last_cause
+from test_framework.log import current_test_id, mask_url
 from test_framework.backends import require_test_connection
 from test_framework.provision import data_tables
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
 from test_framework.ssot.sessions import RecordingSessionmaker
+from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
+                                            report_abandoned, teardown_bound)
 
 
 @dataclass
@@ -56,14 +64,27 @@ class RollbackIsolation:
         self.engine = engine
         self.backend = backend
         self.class_data = class_data
+        self.teardown_bound = teardown_bound(backend)
         self._connection: AsyncConnection | None = None
         self._class_transaction: AsyncTransaction | None = None
 
     async def begin_test(self, **helper_options) -> TestSessions:
-        """Open the test's outer transaction, or, with class data, its savepoint."""
+        """Open the test's outer transaction, or, with class data, its savepoint.
+
+        A class connection the server closed since the last test (a restart) is
+        replaced first; noticing that costs a few loop passes, no round trip.
+        """
+        await notice_closed_connections(lambda: not self._connection_usable())
         if not self._connection_usable():
-            await self._discard_connection(broken=True)
-            self._connection = await self.engine.connect()
+            self._drop_connection()
+            try:
+                self._connection = await self.engine.connect()
+            except (OSError, DBAPIError) as exc:
+                raise DatabaseUnavailableError(
+                    f"cannot connect to the test database {mask_url(self.engine.url)} for "
+                    f"this test: {type(exc).__name__}: {exc}; "
+                    f"{self.backend.explain_connect_error(exc) if self.backend else ''}"
+                ) from last_cause(exc)
         if self.class_data is not None and self._class_transaction is None:
             await self._create_class_data(helper_options)
         if self._class_transaction is not None:
@@ -104,28 +125,70 @@ class RollbackIsolation:
         if not self._connection_usable():
             # Lost mid-test (the test saw that error): nothing to undo on a dead connection.
             sessions.session_factory.sessions.clear()
-            await self._discard_connection(broken=True)
+            self._drop_connection()
             return
         try:
-            if self._class_transaction is not None:
-                # The test runs in a savepoint: its sessions' savepoints, nested inside
-                # it, must be closed before it is rolled back.
-                await self._close_sessions(sessions)
-                if sessions.outer.is_active:
-                    await sessions.outer.rollback()
-            else:
-                if sessions.outer.is_active:
-                    await sessions.outer.rollback()
-                await self._close_sessions(sessions)
+            async with asyncio.timeout(self.teardown_bound):
+                await self._undo_test(sessions)
+        except TimeoutError as exc:
+            self._drop_connection()
+            raise no_answer("the test's rollback", "the class's database connection",
+                            self.teardown_bound) from exc
         except Exception as exc:
-            await self._discard_connection(broken=True)
+            self._drop_connection()
             raise DatabaseUnavailableError(
                 f"the test's database connection was lost or broken ({type(exc).__name__}: "
                 f"{exc}); its work was not committed, and the next test gets a new "
                 "connection") from exc
 
-    async def close(self) -> None:
-        await self._discard_connection()
+    async def _undo_test(self, sessions: TestSessions) -> None:
+        if self._class_transaction is not None:
+            # The test runs in a savepoint: its sessions' savepoints, nested inside
+            # it, must be closed before it is rolled back.
+            await self._close_sessions(sessions)
+            if sessions.outer.is_active:
+                await sessions.outer.rollback()
+        else:
+            if sessions.outer.is_active:
+                await sessions.outer.rollback()
+            await self._close_sessions(sessions)
+
+    async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
+        """Return the class connection to the pool (its class transaction rolls back).
+
+        Waits at most ``bound`` (default ``teardown_bound``); a connection that
+        cannot be closed in time, or fails to, is abandoned instead. ``occasion``
+        starts the reason reported ("after Ctrl-C, ").
+        """
+        bound = self.teardown_bound if bound is None else bound
+        connection = self._connection
+        self._class_transaction = None
+        if connection is None:
+            return
+        try:
+            async with asyncio.timeout(bound):
+                # Rolling back first: if that fails (a statement still running, a dead
+                # socket), the connection is still ours to abandon, not back in the pool.
+                await connection.rollback()
+                await connection.close()
+        except TimeoutError:
+            self.abandon(f"{occasion}closing it got no answer within {bound:g}s")
+        except Exception as exc:
+            self.abandon(f"{occasion}closing it failed: {type(exc).__name__}: {exc}")
+        finally:
+            self._connection = None
+
+    def abandon(self, why: str) -> None:
+        """Drop the class connection now, without a word to the server; report it.
+
+        For a server that stopped answering, and for Ctrl-C: nothing waits.
+        The server rolls back the open transaction once it notices.
+        """
+        connection = self._connection
+        held = connection is not None and not (connection.closed or connection.invalidated)
+        self._drop_connection()
+        if held:
+            report_abandoned("the class's database connection", why)
 
     @staticmethod
     async def _close_sessions(sessions: TestSessions) -> None:
@@ -140,23 +203,12 @@ class RollbackIsolation:
         driver = connection.sync_connection.connection.driver_connection
         return self.backend is None or not self.backend.connection_is_closed(driver)
 
-    async def _discard_connection(self, *, broken: bool = False) -> None:
-        """Return the connection to the pool, or, if broken, close it for good.
-
-        Either way the class transaction (and its class data) ends with it.
-        """
+    def _drop_connection(self) -> None:
+        """Close the connection's socket at once, if any; the class transaction ends with it."""
         self._class_transaction = None
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        if not broken:
-            try:
-                await connection.close()
-                return
-            except Exception:
-                pass
-        with contextlib.suppress(Exception):
-            await connection.invalidate()
+        if connection is not None and not connection.closed:
+            drop_now(connection.sync_connection)
 
 
 class CommitIsolation:
@@ -166,18 +218,30 @@ class CommitIsolation:
     private_database = False
     supports_class_data = False
 
-    def __init__(self, engine: AsyncEngine, *, metadata: MetaData | None = None,
+    def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
                  leftover_rows: str = "warn", **_options) -> None:
         self.engine = engine
+        self.backend = backend
+        self.teardown_bound = teardown_bound(backend)
         # Pool events, so a connection a test leaves checked out can be closed for it.
         self.checkouts: dict = {}
-        event.listen(engine.sync_engine.pool, "checkout",
-                     lambda dbapi, record, proxy: self.checkouts.__setitem__(record, proxy))
+        event.listen(engine.sync_engine.pool, "checkout", self._on_checkout)
         event.listen(engine.sync_engine.pool, "checkin",
                      lambda dbapi, record: self.checkouts.pop(record, None))
-        self.leftovers = LeftoverRowDetector(engine, metadata, leftover_rows)
+        self.leftovers = LeftoverRowDetector(engine, leftover_rows)
+
+    def _on_checkout(self, dbapi_connection, record, proxy) -> None:
+        """Refuse a pooled connection the server closed (restart): the pool makes a new one.
+
+        The local equivalent of ``pool_pre_ping``, without its round trip.
+        """
+        if self.backend is not None and \
+                self.backend.connection_is_closed(dbapi_connection.driver_connection):
+            raise DisconnectionError("closed by the server while in the pool")
+        self.checkouts[record] = proxy
 
     async def begin_test(self, **helper_options) -> TestSessions:
+        await notice_closed_connections()
         await self.leftovers.start()
         factory = RecordingSessionmaker(bind=self.engine, expire_on_commit=False)
         session = factory()
@@ -189,11 +253,12 @@ class CommitIsolation:
         The app's sessions go first: one left open may hold locks on the very
         rows cleanup deletes (its uncommitted work is rolled back).
         """
-        try:
-            await sessions.session_factory.close_all(keep=sessions.session)
-            await sessions.db.cleanup()
-        finally:
-            await sessions.session_factory.close_all()
+        async with self.bounded("the test's cleanup"):
+            try:
+                await sessions.session_factory.close_all(keep=sessions.session)
+                await sessions.db.cleanup()
+            finally:
+                await sessions.session_factory.close_all()
         test_id = current_test_id.get()
         if self.checkouts:
             leftovers = list(self.checkouts.values())
@@ -205,8 +270,32 @@ class CommitIsolation:
                 await greenlet_spawn(connection.invalidate)
         await self.leftovers.check(test_id)
 
-    async def close(self) -> None:
+    async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
         """Nothing held between tests; the engine's disposal closes the pool."""
+
+    def abandon(self, why: str) -> None:
+        """Drop every connection a session still has checked out, without waiting (Ctrl-C)."""
+        dropped = self._drop_checkouts()
+        if dropped:
+            report_abandoned(f"{dropped} database connection(s) of the test's sessions", why)
+
+    @contextlib.asynccontextmanager
+    async def bounded(self, step: str):
+        """Give ``step`` at most ``teardown_bound``; past that, abandon what it holds."""
+        try:
+            async with asyncio.timeout(self.teardown_bound):
+                yield
+        except TimeoutError as exc:
+            self._drop_checkouts()
+            raise no_answer(step, "the database connection(s) it used",
+                            self.teardown_bound) from exc
+
+    def _drop_checkouts(self) -> int:
+        leftovers = list(self.checkouts.values())
+        self.checkouts.clear()
+        for connection in leftovers:
+            drop_now(connection)
+        return len(leftovers)
 
 
 class TruncateIsolation(CommitIsolation):
@@ -221,9 +310,8 @@ class TruncateIsolation(CommitIsolation):
 
     def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
                  **options) -> None:
-        super().__init__(engine, metadata=metadata, leftover_rows="ignore")
-        self.backend = backend
-        self.tables = list(metadata.sorted_tables) if metadata is not None else None
+        super().__init__(engine, backend=backend, metadata=metadata, leftover_rows="ignore")
+        self.tables = None  # reflected on first use: the database's real tables
 
     async def begin_test(self, **helper_options) -> TestSessions:
         return await super().begin_test(delete_rows_on_cleanup=False, **helper_options)
@@ -232,7 +320,7 @@ class TruncateIsolation(CommitIsolation):
         try:
             await super().end_test(sessions)
         finally:
-            async with self.engine.begin() as connection:
+            async with self.bounded("emptying the tables"), self.engine.begin() as connection:
                 await require_test_connection(connection, "truncate")
                 if self.tables is None:
                     self.tables = await data_tables(connection)
