@@ -23,7 +23,8 @@ def parse_args(argv):
         prog="python -m test_framework.benchmark",
         description="Per-test cost of test_framework against floors, a naive "
                     "approach and Django, on PostgreSQL and SQLite; cold and warm "
-                    "start-up; nose2 serial against -N 2.")
+                    "start-up; nose2 serial against -N 2; a 3-model-set pytest suite "
+                    "against its create_all fixtures.")
     parser.add_argument("--quick", action="store_true",
                         help="tiny suites, one repeat, no Django or memory rows: "
                              "proves the benchmark works, measures nothing")

@@ -12,19 +12,22 @@ first small run would pay the build and the first large one would not, and
 the slope would come out too low.  Templates the library kept on the server
 are dropped at the end like every other database the benchmark caused.
 
-The start-up and parallel rows (``startup``, ``parallel``) are measured by
-their own modules inside the same interleaved repeats; this module gives
-them suites, environments, child runs and leftover clean-up.
+The start-up, parallel and model-set rows (``startup``, ``parallel``,
+``model_sets``) are measured by their own modules inside the same
+interleaved repeats; this module gives them environments, child runs and
+leftover clean-up (and the first two their suites).
 """
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import harness, parallel, scenarios, startup
+from . import harness, model_sets, parallel, scenarios, startup
 from .pgadmin import ServerAdmin, is_throwaway
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GROUP_MEASURES = {"startup": startup.measure, "parallel": parallel.measure}
+GROUP_MEASURES = {"startup": startup.measure, "parallel": parallel.measure,
+                  model_sets.GROUP: model_sets.measure}
+GROUP_WARM_UPS = {"parallel": parallel.warm_up, model_sets.GROUP: model_sets.warm_up}
 
 
 @dataclass
@@ -108,8 +111,8 @@ class Benchmark:
             if row.status != "ok" or row.scenario.group == "startup":  # cold on purpose
                 continue
             try:
-                if row.scenario.group == "parallel":
-                    parallel.warm_up(self, row)
+                if row.scenario.group in GROUP_WARM_UPS:
+                    GROUP_WARM_UPS[row.scenario.group](self, row)
                 else:
                     self.run_suite(row, self.options.sizes[0], "warm-up, untimed")
             except harness.Interrupted:

@@ -150,6 +150,13 @@ def summarise(values):
             "n": len(values)}
 
 
+def median_ratio(numerator, denominator):
+    """Divide two summaries' medians (None when either is missing)."""
+    if not numerator or not denominator or denominator["median"] <= 0:
+        return None
+    return numerator["median"] / denominator["median"]
+
+
 class Progress:
     """Progress lines on stderr: what runs now and the elapsed wall time."""
 

@@ -8,15 +8,17 @@ is the per-run overhead left after the slope (throwaway database, schema,
 first connection); ``conn/1k tests`` is the slope of client-side connection
 counts (see ``child.ConnectionCounter``) scaled to 1,000 tests.
 
-The start-up and parallel groups are whole runs, not slopes, so they get
-their own small tables and JSON lists (``startup``, ``parallel``): medians,
-extremes and the ratio of the two medians (cold/warm, serial/parallel).
+The start-up, parallel and model-set groups are whole runs, not slopes, so
+they get their own small tables and JSON lists (``startup``, ``parallel``,
+``model_sets``): medians, extremes and the ratio of the medians (cold/warm,
+serial/parallel, ours/theirs; ``model_sets`` lays out its own table).
 """
 import json
 import platform
 import sys
 
-from .harness import summarise
+from . import model_sets
+from .harness import median_ratio, summarise
 from .parallel import WORKERS
 from .scenarios import REFERENCE_KEY, TESTS_PER_CLASS
 
@@ -42,6 +44,8 @@ def build(rows, memory, options, meta):
     out_rows = [_row_dict(row) for row in rows if row.scenario.group == "per-test"]
     startup = [_startup_dict(row) for row in rows if row.scenario.group == "startup"]
     parallel = [_parallel_dict(row, options) for row in rows if row.scenario.group == "parallel"]
+    model_set_rows = [dict(_common(row), **model_sets.summary(row)) for row in rows
+                      if row.scenario.group == model_sets.GROUP]
     ref = next((r for r in out_rows if r["key"] == REFERENCE_KEY and r["status"] == "ok"), None)
     for r in out_rows:
         ok = ref and r["status"] == "ok"
@@ -59,12 +63,17 @@ def build(rows, memory, options, meta):
                                     "run (provisioning included); cold = no schema template, "
                                     "warm = the template the cold run built",
                      parallel_method="whole nose2 run timed by the parent, process start to "
-                                     f"exit, serially and with -N {WORKERS}"),
+                                     f"exit, serially and with -N {WORKERS}",
+                     model_sets_method="whole `python -m pytest -q` run of a 6-test, 3-model-set "
+                                       "suite timed by the parent, process start to exit: ours "
+                                       "cold (no template) and warm, theirs (create_all/drop_all "
+                                       "fixtures, no framework plugin) once per repeat"),
         "rows": out_rows,
         "startup": startup,
         "parallel": parallel,
+        "model_sets": model_set_rows,
         "memory": [_memory_dict(m) for m in memory],
-        "failed": any(r["status"] != "ok" for r in out_rows + startup + parallel)
+        "failed": any(r["status"] != "ok" for r in out_rows + startup + parallel + model_set_rows)
                   or any(m["status"] != "ok" for m in memory),
     }
 
@@ -75,13 +84,6 @@ def _common(row):
     return {"key": s.key, "title": s.title, "runner": s.runner,
             "status": row.status if row.runs or row.status != "ok" else "failed",
             "error": row.error, "warnings": row.warnings}
-
-
-def _ratio(numerator, denominator):
-    """Divide two summaries' medians (None when either is missing)."""
-    if not numerator or not denominator or denominator["median"] <= 0:
-        return None
-    return numerator["median"] / denominator["median"]
 
 
 def _row_dict(row):
@@ -103,7 +105,7 @@ def _startup_dict(row):
     cold = summarise([1000 * r["cold_s"] for r in runs])
     warm = summarise([1000 * r["warm_s"] for r in runs])
     return {**_common(row), "cold_ms": cold, "warm_ms": warm,
-            "cold_over_warm": _ratio(cold, warm),
+            "cold_over_warm": median_ratio(cold, warm),
             "cold_over_warm_per_repeat": summarise([r["cold_over_warm"] for r in runs]),
             "connections": runs[-1]["connections"] if runs and row.scenario.postgres else None,
             "runs": runs}
@@ -115,7 +117,7 @@ def _parallel_dict(row, options):
     parallel = summarise([r["parallel_s"] for r in runs])
     return {**_common(row), "n_tests": options.parallel_tests, "workers": WORKERS,
             "serial_s": serial, "parallel_s": parallel,
-            "serial_over_parallel": _ratio(serial, parallel),
+            "serial_over_parallel": median_ratio(serial, parallel),
             "serial_over_parallel_per_repeat": summarise(
                 [r["serial_over_parallel"] for r in runs]),
             "databases": {"serial": sorted({r["databases"][0] for r in runs}),
@@ -145,7 +147,8 @@ def _fmt(value, spec):
 def table(doc):
     """Fixed-width text, one small table per group; failed rows carry their error."""
     sections = [_per_test_lines(doc["rows"]), _startup_lines(doc["startup"]),
-                _parallel_lines(doc["parallel"], doc["meta"]), _memory_lines(doc["memory"]),
+                _parallel_lines(doc["parallel"], doc["meta"]),
+                model_sets.table_lines(doc["model_sets"]), _memory_lines(doc["memory"]),
                 _load_lines(doc["meta"])]
     return "\n\n".join("\n".join(lines) for lines in sections if lines)
 

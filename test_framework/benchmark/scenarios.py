@@ -6,10 +6,12 @@ amortised as in a real suite.  Every test does the same work within a group
 -- the floors do nothing, the database rows insert one row and read it back
 -- so the rows differ only in the machinery around the test body.
 
-Two more groups are not per-test slopes and get tables of their own:
+Three more groups are not per-test slopes and get tables of their own:
 ``startup`` rows run one trivial test against a 20-table schema, cold (no
 schema template yet) and warm; ``parallel`` rows run one database-bound
-suite under nose2 serially and with ``-N 2``.
+suite under nose2 serially and with ``-N 2``; ``model-sets`` rows time whole
+pytest runs of a 3-model-set suite against the same suite's create_all
+fixtures (``model_sets``).
 """
 import json
 import os
@@ -141,14 +143,14 @@ class Scenario:
     key: str
     title: str
     runner: str                       # unittest | nose2 | pytest | django
-    template: Template
+    template: Template | None         # None: the group's module writes its own suites
     fmt: dict = field(default_factory=dict)
     env: Callable[["Context"], dict] = lambda ctx: {}
     postgres: bool = False            # needs the server; counts connections
     in_quick: bool = True
     leftover_dbs: tuple = ()          # names the parent checks for after a run
     setup_dbs: tuple = ()             # keys of SETUP_DBS created before timing
-    group: str = "per-test"           # per-test | startup | parallel: how it is measured
+    group: str = "per-test"           # per-test | startup | parallel | model-sets
 
 
 @dataclass(frozen=True)
@@ -167,11 +169,13 @@ NAIVE_DB = "bench_naive"
 OURS_DB = "bench_ours"
 STARTUP_DB = "bench_startup"    # own name: cold runs drop its templates, no one else's
 PARALLEL_DB = "bench_parallel"
+MODELS_DB = "bench_models"      # own name too: cold runs drop its templates
+MODELS_THEIRS_DB = "bench_models_theirs"  # made and dropped by the create_all suite itself
 # Databases the parent creates before timing (name -> SQL run inside it).  The
 # library is pointed at OURS_DB's server and makes its own throwaway database;
 # OURS_DB exists so the URL names a real database whatever the library does.
 SETUP_DBS = {NAIVE_DB: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
-             OURS_DB: None, STARTUP_DB: None, PARALLEL_DB: None}
+             OURS_DB: None, STARTUP_DB: None, PARALLEL_DB: None, MODELS_DB: None}
 
 
 def _ours_pg_env(ctx):
@@ -218,6 +222,18 @@ def _parallel(key, title):
                     postgres=True, setup_dbs=(PARALLEL_DB,), group="parallel")
 
 
+def _model_sets(key, title, postgres):
+    """A 3-model-set suite, ours and theirs (see ``model_sets``); both read one env."""
+    def env(ctx):
+        if not postgres:
+            return {"TEST_DATABASE_URL": None, "BENCH_THEIRS_URL": None}
+        return {"TEST_DATABASE_URL": ctx.url(MODELS_DB),
+                "BENCH_THEIRS_URL": ctx.url(MODELS_THEIRS_DB)}
+    return Scenario(key, title, "pytest", None, env=env, postgres=postgres,
+                    leftover_dbs=(MODELS_THEIRS_DB,) if postgres else (),
+                    setup_dbs=(MODELS_DB,) if postgres else (), group="model-sets")
+
+
 def _django(key, title, base):
     template = Template(DJANGO_HEAD, DJANGO_CLASS, DJANGO_TEST,
                         {"benchapp/__init__.py": "", "benchapp/models.py": DJANGO_MODELS})
@@ -252,6 +268,8 @@ SCENARIOS = [
     _startup("startup-pg", f"start-up, {STARTUP_TABLES} tables, PostgreSQL", True),
     _startup("startup-sqlite", f"start-up, {STARTUP_TABLES} tables, SQLite", False),
     _parallel("parallel-nose2-pg", "nose2 serial vs -N 2, PostgreSQL"),
+    _model_sets("model-sets-pg", "3 model sets, 6 tests, PostgreSQL", True),
+    _model_sets("model-sets-sqlite", "3 model sets, 6 tests, SQLite", False),
 ]
 
 MEMORY_SCENARIOS = [

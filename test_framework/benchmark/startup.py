@@ -29,7 +29,7 @@ BUILT = re.compile(r"built template (\S+)")
 def measure(bench, row, repeat):
     """Run the suite cold, then warm: the warm run clones the template the cold one built."""
     label = f"repeat {repeat}/{bench.options.repeats}"
-    cache_dir = _make_cold(bench, row)
+    cache_dir = make_cold(bench, row)
     try:
         cold = bench.run_suite(row, STARTUP_TESTS, f"cold, {label}", cache_dir=cache_dir)
         warm = bench.run_suite(row, STARTUP_TESTS, f"warm, {label}", cache_dir=cache_dir)
@@ -49,7 +49,7 @@ def templates_built(run):
     return len(set(BUILT.findall(run.log)))
 
 
-def _make_cold(bench, row):
+def make_cold(bench, row):
     """Drop the row's server templates; return an empty cache folder.
 
     Only templates derived from the row's own database are dropped, so the
