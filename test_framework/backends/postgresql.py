@@ -10,6 +10,7 @@ never formatted into SQL by hand. Cross-process locks are advisory locks.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import threading
@@ -338,8 +339,25 @@ class RunLocks:
         self.keys: set[str] = set()
         self.connection: AsyncConnection | None = None
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="test_framework-run-locks",
-                         daemon=True).start()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                       name="test_framework-run-locks")
+        self.thread.start()
+        # Registered before the databases' own exit hook, so it runs after it: the
+        # run's databases are dropped while the run still visibly holds them.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Close the connection (releasing the locks) and stop the thread's loop."""
+        if self.pid != os.getpid() or self.loop.is_closed():
+            return
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.connection.close(), self.loop).result(
+                    timeout=self.backend.connect_timeout + 2)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=2)
+        if not self.thread.is_alive():
+            self.loop.close()
 
     async def hold(self, key: str) -> bool:
         future = asyncio.run_coroutine_threadsafe(self._hold(key), self.loop)
