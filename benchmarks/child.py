@@ -1,10 +1,10 @@
 """Child-process driver: runs one generated suite and reports its own timing.
 
-Run as a *script* (``python .../benchmark/child.py``), never as
-``test_framework.benchmark.child``: importing the package would import
-``test_framework/__init__.py`` (and SQLAlchemy with it), which would make the
-floor rows pay for the library and make every row crash if the library's
-import is broken.  Standard library only; runner libraries are imported lazily.
+Run as a *script* (``python ./benchmarks/child.py``), never as
+``benchmarks.child``: as a script it imports nothing but the standard library
+before the suite runs, so the floor rows never pay for the library, and a
+broken library import fails only the rows that use it. Runner libraries are
+imported lazily.
 
 Why the child times itself: the parent wants the cost of *running* tests.
 Interpreter start-up, imports and test discovery are excluded by timing only

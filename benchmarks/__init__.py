@@ -1,6 +1,6 @@
 """Benchmark harness for test_framework: what one database test costs.
 
-Run ``scripts/benchmark`` (or ``python -m test_framework.benchmark --help``).
+Run ``scripts/benchmark`` (or ``python -m benchmarks --help``).
 It compares the library against empty-test floors, a naive engine-per-test
 approach and Django's test cases on the same PostgreSQL, printing a table and
 writing ``benchmark-results.json``.  See ``harness`` for the method.  Three

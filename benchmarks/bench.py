@@ -24,7 +24,7 @@ from pathlib import Path
 from . import harness, model_sets, parallel, scenarios, startup
 from .pgadmin import ServerAdmin, is_throwaway
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP_MEASURES = {"startup": startup.measure, "parallel": parallel.measure,
                   model_sets.GROUP: model_sets.measure}
 GROUP_WARM_UPS = {"parallel": parallel.warm_up, model_sets.GROUP: model_sets.warm_up}

@@ -20,7 +20,7 @@ QUICK = Options(sizes=(10, 30), repeats=1, memory_tests=0, warmup=False, paralle
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m test_framework.benchmark",
+        prog="python -m benchmarks",
         description="Per-test cost of test_framework against floors, a naive "
                     "approach and Django, on PostgreSQL and SQLite; cold and warm "
                     "start-up; nose2 serial against -N 2; a 3-model-set pytest suite "
