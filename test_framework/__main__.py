@@ -15,6 +15,9 @@ import sys
 import time
 from dataclasses import fields
 
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
+
 from test_framework.backends import backend_for
 from test_framework.config import load_project_settings
 from test_framework.errors import TestFrameworkError
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["databases"]:
         from test_framework.provision.__main__ import main as databases
-        return databases(argv[1:])
+        return databases(argv[1:], prog="python -m test_framework databases")
     parser = argparse.ArgumentParser(prog="python -m test_framework",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["config", "check", "databases"])
@@ -66,16 +69,39 @@ def show_config(settings) -> int:
 
 
 async def check(settings) -> int:
-    """Open one connection to the server's maintenance database and report its version."""
+    """List the test databases as a run would, and say what that reached.
+
+    A server backend connects to its server to list them (one connection);
+    SQLite only looks in its folders, so "reached" would claim a file that the
+    framework never opens. What happened is observed, not guessed from the
+    URL: any connection the listing opened shows as a pool ``connect`` event.
+    """
     backend = backend_for(settings.database_url, timeouts=settings.timeouts)
+    connections = []
+
+    def opened(*_: object) -> None:
+        connections.append(True)
+
+    event.listen(Pool, "connect", opened)
     started = time.perf_counter()
     try:
         records = await backend.list_databases()
     except Exception as exc:
         print(f"error: {backend.describe_unreachable(exc)}", file=sys.stderr)
         return 1
-    print(f"reached {backend.masked_url} in {(time.perf_counter() - started) * 1000:.0f} ms "
-          f"({backend.name}); {len(records)} test database(s) there")
+    finally:
+        event.remove(Pool, "connect", opened)
+    took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+    if connections:
+        print(f"reached {backend.masked_url} in {took} ({backend.name}); "
+              f"{len(records)} test database(s) there")
+    elif not backend.is_persistent(backend.url):
+        print(f"no server to reach for {backend.masked_url} ({backend.name}): each test class "
+              "gets a database in memory")
+    else:
+        print(f"no server to reach for {backend.masked_url} ({backend.name}): the framework "
+              "never opens that file; each run makes its test databases as files of its own "
+              f"and drops them ({len(records)} there now, listed in {took})")
     return 0
 
 

@@ -55,7 +55,10 @@ def configure_from_environment(environ=os.environ) -> None:
     """Send framework records to stderr when ``TEST_FRAMEWORK_LOG_LEVEL`` asks for it.
 
     Called as each test starts (idempotent: one handler at most), never at
-    import time, so merely importing the package configures nothing.
+    import time, so merely importing the package configures nothing. When the
+    root logger already prints to the same stream (nose2 calls
+    ``logging.basicConfig()``), framework records stop there instead of
+    reaching it too, so each line appears once.
     """
     level_name = environ.get(LOG_LEVEL_ENV, "").strip().upper()
     root = logging.getLogger(ROOT_NAME)
@@ -73,6 +76,10 @@ def configure_from_environment(environ=os.environ) -> None:
     handler.addFilter(_test_id_filter)
     root.addHandler(handler)
     root.setLevel(level)
+    if any(isinstance(other, logging.StreamHandler) and other.stream is handler.stream
+           for other in logging.getLogger().handlers):
+        # nose2 calls logging.basicConfig(): its handler would print every record again.
+        root.propagate = False
 
 
 SECRET_PARAMETERS = re.compile(r"(?i)\b(password|passwd|pwd|passfile|sslpassword)=([^&\s'\"]*)")

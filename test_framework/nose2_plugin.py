@@ -1,9 +1,8 @@
-"""nose2 plugin: drop each worker's test databases, and run only this machine's shard.
+"""nose2 plugin: end ``-N`` workers with their parent, and run only this machine's shard.
 
-nose2's ``mp`` plugin runs tests in worker processes that end without
-running ``atexit`` handlers, so a worker's databases would outlive it. This
-plugin drops them when the worker stops. Enable it in ``setup.cfg`` and run
-``nose2 -c setup.cfg``::
+nose2 reads ``unittest.cfg`` and ``nose2.cfg`` in the directory it starts
+in (``setup.cfg`` only with ``-c setup.cfg``). With this in ``unittest.cfg``,
+``nose2 -N 4`` works as typed::
 
     [unittest]
     plugins = nose2.plugins.mp
@@ -11,6 +10,11 @@ plugin drops them when the worker stops. Enable it in ``setup.cfg`` and run
 
     [test-framework]
     always-on = True
+
+nose2's ``mp`` workers end without running ``atexit``; the framework drops
+each worker's databases as it ends or is terminated, plugin or not
+(``test_framework.provision.worker_exit``). The plugin also drops them when
+nose2 stops a worker.
 
 With ``TEST_FRAMEWORK_SHARD=2/4`` only the second quarter of the test
 classes is loaded (see ``test_framework.sharding``).
@@ -36,12 +40,13 @@ import unittest
 
 from nose2.events import Plugin
 
+from test_framework.errors import ConfigurationError
 from test_framework.provision import drop_databases_now
+from test_framework.provision.worker_exit import EXIT_PRIORITY, drop_and_die
 from test_framework.sharding import current_shard
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PARENT_POLL = 0.5
-DROP_BOUND = 30
 
 
 class TestFrameworkPlugin(Plugin):
@@ -54,40 +59,24 @@ class TestFrameworkPlugin(Plugin):
     def startSubprocess(self, event):
         # A worker interrupted between tests never reaches stopSubprocess: on Ctrl-C
         # nose2's main process dies and multiprocessing terminates (SIGTERM) its workers.
-        multiprocessing.util.Finalize(None, drop_databases_now, exitpriority=100)
-        signal.signal(signal.SIGTERM, _drop_and_exit)
+        multiprocessing.util.Finalize(None, drop_databases_now, exitpriority=EXIT_PRIORITY)
+        signal.signal(signal.SIGTERM, drop_and_die)
         _terminate_when_orphaned()
 
     def stopSubprocess(self, event):
         drop_databases_now()
 
     def startTestRun(self, event):
-        shard = current_shard()
+        try:
+            shard = current_shard()
+        except ConfigurationError as exc:
+            sys.exit(f"error: {exc}")  # the message alone, not nose2's internal-error trace
         if shard is not None:
             event.suite = _only(event.suite, shard)
 
 
-def _drop_and_exit(signum, frame):
-    """Drop the worker's databases on a helper thread (the loop here may be mid-run), then exit.
-
-    On Ctrl-C nose2's SIGTERM reaches a worker that is already unwinding from
-    the same Ctrl-C and dropping its databases on the main thread; exiting then
-    cut that drop short (a database was left in 3 of 10 runs). That worker gets
-    ``DROP_BOUND`` seconds to finish on its own instead.
-    """
-    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-        deadline = threading.Timer(DROP_BOUND, os._exit, (128 + signum,))
-        deadline.daemon = True
-        deadline.start()
-        return
-    dropper = threading.Thread(target=drop_databases_now)
-    dropper.start()
-    dropper.join(timeout=DROP_BOUND)
-    os._exit(128 + signum)
-
-
 def _terminate_when_orphaned() -> None:
-    """Have SIGTERM sent to this worker when nose2's process dies (then ``_drop_and_exit``)."""
+    """Have SIGTERM sent to this worker when nose2's process dies (then ``drop_and_die``)."""
     parent = multiprocessing.parent_process()
     parent_pid = parent.pid if parent is not None else os.getppid()
     if not _parent_death_signal(signal.SIGTERM):

@@ -1,5 +1,7 @@
 """Password masking and the opt-in stderr handler."""
 
+import contextlib
+import io
 import logging
 import unittest
 
@@ -22,6 +24,7 @@ class TestConfigureFromEnvironment(unittest.TestCase):
             if getattr(handler, "_test_framework", False):
                 root.removeHandler(handler)
         root.setLevel(logging.NOTSET)
+        root.propagate = True
 
     def test_level_adds_one_stderr_handler(self):
         configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "debug"})
@@ -38,6 +41,52 @@ class TestConfigureFromEnvironment(unittest.TestCase):
     def test_get_logger_roots_names_under_test_framework(self):
         self.assertEqual(get_logger("myapp.x").name, "test_framework.myapp.x")
         self.assertEqual(get_logger("test_framework.sql").name, "test_framework.sql")
+
+
+class TestOneLinePerRecord(unittest.TestCase):
+    """nose2 calls logging.basicConfig(): records must not print there a second time."""
+
+    def setUp(self):
+        framework = logging.getLogger("test_framework")
+        state = (list(framework.handlers), framework.level, framework.propagate,
+                 list(logging.getLogger().handlers))
+        self.addCleanup(self.restore, *state)
+
+    @staticmethod
+    def restore(handlers, level, propagate, root_handlers):
+        framework = logging.getLogger("test_framework")
+        framework.handlers[:] = handlers
+        framework.setLevel(level)
+        framework.propagate = propagate
+        logging.getLogger().handlers[:] = root_handlers
+
+    def configure(self, *, root_prints_to_stderr: bool, root_handlers=()) -> io.StringIO:
+        """Configure as a test start does, with stderr captured; return what was printed."""
+        framework = logging.getLogger("test_framework")
+        framework.handlers[:] = [h for h in framework.handlers
+                                 if not getattr(h, "_test_framework", False)]
+        framework.propagate = True  # as before the first test configured anything
+        captured = io.StringIO()
+        with contextlib.redirect_stderr(captured):
+            logging.getLogger().handlers[:] = list(root_handlers)
+            if root_prints_to_stderr:
+                logging.getLogger().addHandler(logging.StreamHandler())  # as basicConfig does
+            configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "info"})
+            get_logger("test_framework.provision").info("created test database x")
+        return captured
+
+    def test_root_printing_to_stderr_gets_no_copy(self):
+        printed = self.configure(root_prints_to_stderr=True).getvalue()
+        self.assertEqual(printed.count("created test database x"), 1, printed)
+        self.assertIn(" INFO test_framework.provision [", printed)
+
+    def test_records_still_reach_other_handlers_otherwise(self):
+        seen = []
+        handler = logging.Handler()
+        handler.emit = seen.append
+        printed = self.configure(root_prints_to_stderr=False, root_handlers=[handler]).getvalue()
+        self.assertEqual(printed.count("created test database x"), 1, printed)
+        self.assertEqual([record.getMessage() for record in seen], ["created test database x"])
 
 
 class TestReprsHidePasswords(unittest.TestCase):

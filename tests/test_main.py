@@ -3,8 +3,11 @@
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 from pathlib import Path
+
+from tests.support import backend_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +39,30 @@ class TestCommandLine(unittest.TestCase):
     def test_check_reports_the_configured_server(self):
         run = cli("check")
         self.assertEqual(run.returncode, 0, run.stderr)
-        self.assertIn("reached", run.stdout)
+        if backend_name() == "postgresql":
+            self.assertRegex(run.stdout, r"^reached postgresql\+asyncpg://\S+ in \d+ ms")
+        else:  # no server: nothing to claim it reached, least of all a file never opened
+            self.assertNotIn("reached", run.stdout)
+            self.assertIn("no server to reach for sqlite+aiosqlite:///", run.stdout)
+            self.assertIn("the framework never opens that file", run.stdout)
+
+    def test_sqlite_file_url_is_not_reached_nor_created(self):
+        with tempfile.TemporaryDirectory() as folder:
+            named = Path(folder, "app.db")
+            run = cli("check", TEST_DATABASE_URL=f"sqlite+aiosqlite:///{named}")
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn(f"no server to reach for sqlite+aiosqlite:///{named} (sqlite)",
+                          run.stdout)
+            self.assertFalse(named.exists())
+
+    def test_databases_help_names_the_command_typed(self):
+        for args in (("databases", "--help"), ("databases", "drop", "--help")):
+            with self.subTest(args):
+                run = cli(*args)
+                self.assertEqual(run.returncode, 0, run.stderr)
+                self.assertIn(f"usage: python -m test_framework {' '.join(args[:-1])}",
+                              run.stdout)
+                self.assertNotIn("test_framework.provision", run.stdout)
 
     def test_check_explains_an_unreachable_server(self):
         run = cli("check", TEST_DATABASE_URL="postgresql+asyncpg://u:s3cret@127.0.0.1:1/app")

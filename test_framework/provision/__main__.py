@@ -24,14 +24,15 @@ from test_framework.provision import require_test_database
 from test_framework.provision.ownership import describe, held_by_live_run
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m test_framework.provision",
-                                     description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, *, prog: str = "python -m test_framework.provision"
+         ) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="server URL (default: the configured one)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="show test databases and who owns them")
     drop = sub.add_parser("drop", help="drop orphans, or the named databases")
-    drop.add_argument("names", nargs="*")
+    drop.add_argument("names", nargs="*", metavar="NAME",
+                      help="a test_ database to drop (default: the orphans)")
     drop.add_argument("--all", action="store_true", help="every test_ database")
     drop.add_argument("--force", action="store_true",
                       help="also drop databases that a live run still holds")

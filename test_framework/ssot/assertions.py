@@ -11,7 +11,8 @@ Conditions can also come as a dict before the keywords, for a column whose
 name is not a Python identifier or is ``msg``:
 ``assertRowExists("users", {"msg": "hi"}, is_active=True)``. ``None``
 matches NULL. The look-ups are the framework's own statements, so an
-enclosing ``assertNumQueries`` does not count them.
+enclosing ``assertNumQueries`` does not count them. A call that is never
+awaited fails the test, naming the call and its line (``ssot/awaited.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Row
 
 from test_framework.errors import QueryGuardError
+from test_framework.ssot.awaited import must_be_awaited
 from test_framework.ssot.factories import column_value
 from test_framework.ssot.query_capture import failure_message, framework_statements
 from test_framework.ssot.query_guards import split_table_name
@@ -35,6 +37,7 @@ SHOWN_ROWS = 5
 class RowAssertions:
     """``assertRowExists`` / ``assertRowNotExists`` / ``assertRowCount`` / ``assertRowEqual``."""
 
+    @must_be_awaited
     async def assertRowExists(self, table_name: str, values: Mapping[str, Any] | None = None,
                               /, *, msg: str | None = None, **columns: Any) -> Row:
         """Fail unless a row matches every condition; return the first match."""
@@ -45,6 +48,7 @@ class RowAssertions:
                                                  f"{await query.nearby()}"))
         return found[0]
 
+    @must_be_awaited
     async def assertRowNotExists(self, table_name: str,
                                  values: Mapping[str, Any] | None = None, /, *,
                                  msg: str | None = None, **columns: Any) -> None:
@@ -56,6 +60,7 @@ class RowAssertions:
                 f"{_rows(count)} in {table_name!r}{query.matching}, expected none:"
                 f"{await query.shown(query.conditions)}")))
 
+    @must_be_awaited
     async def assertRowCount(self, table_name: str, expected: int,
                              values: Mapping[str, Any] | None = None, /, *,
                              msg: str | None = None, **columns: Any) -> None:

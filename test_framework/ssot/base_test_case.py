@@ -19,18 +19,22 @@ from sqlalchemy import MetaData
 
 from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
-from test_framework.errors import DatabaseUnavailableError
+from test_framework.errors import ConfigurationError
 from test_framework.log import configure_from_environment, current_test_id, get_logger
 from test_framework.provision import drop_databases_now
+from test_framework.provision.worker_exit import watch_forked_workers
 from test_framework.sharding import shard_skip_reason
 from test_framework.skips import early_skip_reason, server_skip_reason
 from test_framework.ssot.assertions import RowAssertions
+from test_framework.ssot.awaited import UnawaitedCalls, watching
 from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_tasks,
                                            cancel_other_tasks, class_runner,
                                            close_class_runner)
 from test_framework.ssot.class_resources import class_resources
 from test_framework.ssot.legacy_helpers import LegacyHelpers
 from test_framework.ssot.query_capture import QueryAssertions
+from test_framework.ssot.stop_run import (STOPS_THE_RUN, check_settings, report_before_start,
+                                          stop, trimmed)
 from test_framework.timing import NULL_TIMER, timer_for
 
 __unittest = True  # keep these frames out of users' failure tracebacks
@@ -47,6 +51,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
     isolation: str = "rollback"
     metadata: MetaData | None = sample_schema.metadata
     tables: Mapping[str, str] | None = None
+    fail_on_unawaited_coroutines: bool = True
     _ssot_timer = NULL_TIMER
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -54,8 +59,11 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
 
         pytest calls these hooks on unittest classes too; the framework calls
         them for unittest and nose2. A per-test flag keeps it to exactly once.
+        Defining a class also arms the workers multiprocessing forks later
+        (nose2 ``-N``), so each drops its databases as it ends.
         """
         super().__init_subclass__(**kwargs)
+        watch_forked_workers()
         for name in XUNIT_HOOKS:
             hook = cls.__dict__.get(name)
             if hook is not None and not getattr(hook, "_ssot_once", False):
@@ -76,7 +84,17 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
     def run(self, result=None):
         token = current_test_id.set(self.id())
         try:
-            return super().run(result)
+            check_settings(self)  # a bad value stops the run with its message alone
+        except ConfigurationError as exc:
+            current_test_id.reset(token)
+            if result is None:
+                raise
+            report_before_start(self, result, exc)
+            return result
+        self._ssot_unawaited = UnawaitedCalls(warnings_fail=self.fail_on_unawaited_coroutines)
+        try:
+            with watching(self._ssot_unawaited):
+                return super().run(result)
         except KeyboardInterrupt:
             # Ctrl-C skips the suite's class teardown: release the loop, engine and
             # connection now, and drop the databases (a nose2 worker never runs atexit).
@@ -90,9 +108,8 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
                 # unittest runs no class cleanups for a skipped class; close the loop
                 # IsolatedAsyncioTestCase.run made for it, or it leaks (ResourceWarning).
                 close_class_runner(type(self))
-            if getattr(self, "_ssot_database_unavailable", False) and hasattr(result, "stop"):
-                # Every later test would fail the same way: stop, as failfast would.
-                result.stop()
+            if getattr(self, "_ssot_stops_run", False):
+                stop(result)  # every later test would fail the same way (ssot/stop_run.py)
 
     def _ssot_after_run(self) -> None:
         """Cancel tasks the test left on the class loop (the async class does it itself)."""
@@ -107,8 +124,21 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         self.run_async(self.asyncTearDown())
 
     async def asyncSetUp(self) -> None:
-        """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test."""
+        """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test.
+
+        A bad setting or an unreachable server stops the run here (``ssot/stop_run.py``).
+        """
         current_test_id.set(self.id())
+        unawaited = getattr(self, "_ssot_unawaited", None)
+        if unawaited is not None:  # first cleanup registered, so the last to run
+            self.addCleanup(unawaited.check, self)
+        try:
+            await self._ssot_set_up()
+        except STOPS_THE_RUN as exc:
+            self._ssot_stops_run = True
+            raise trimmed(exc)
+
+    async def _ssot_set_up(self) -> None:
         configure_from_environment()
         skip_reason = early_skip_reason(self) or shard_skip_reason(type(self))
         if skip_reason:
@@ -122,11 +152,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         self.setup_method(getattr(self, self._testMethodName, None))
         resources = class_resources(type(self))
         self._ssot_timer.lap("setup")
-        try:
-            await resources.open()
-        except DatabaseUnavailableError:
-            self._ssot_database_unavailable = True
-            raise
+        await resources.open()
         self._ssot_timer.lap("provisioning")
         self._ssot_resources = resources
         self._ssot_sessions = await resources.isolation.begin_test(
