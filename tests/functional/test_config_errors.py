@@ -16,7 +16,8 @@ PATH = "tests/functional/scenarios/thirty_tests.py"
 RUNNERS = {
     "unittest": ("-m", "unittest", MODULE),
     "nose2": ("-m", "nose2", MODULE),
-    "pytest": ("-m", "pytest", "-q", "-p", "no:cacheprovider", PATH),
+    # -rN: no short summary, whose length depends on CI and the terminal's width.
+    "pytest": ("-m", "pytest", "-q", "-rN", "-p", "no:cacheprovider", PATH),
 }
 BAD_SETTINGS = {
     "sync driver": ({"TEST_DATABASE_URL": "postgresql://app@db.invalid:5432/app"},
