@@ -8,6 +8,7 @@ where a bad value was set ("TEST_DATABASE_URL (environment)").
 from __future__ import annotations
 
 import configparser
+import difflib
 import functools
 import os
 import sys
@@ -28,10 +29,15 @@ ENVIRONMENT_KEYS = {
     "statement_timeout": "TEST_FRAMEWORK_STATEMENT_TIMEOUT",
     "leftover_rows": "TEST_FRAMEWORK_LEFTOVER_ROWS",
     "keep_database": "TEST_FRAMEWORK_KEEP_DATABASE",
+    "n_plus_one": "TEST_FRAMEWORK_N_PLUS_ONE",
+    "n_plus_one_threshold": "TEST_FRAMEWORK_N_PLUS_ONE_THRESHOLD",
+    "update_snapshots": "TEST_FRAMEWORK_UPDATE_SNAPSHOTS",
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
             "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn",
-            "keep_database": False}
+            "keep_database": False, "n_plus_one": "warn", "n_plus_one_threshold": 10,
+            "update_snapshots": False}
+N_PLUS_ONE_POLICIES = ("warn", "error", "ignore")
 DEFAULT_SOURCE = "default"
 
 
@@ -59,6 +65,9 @@ class ProjectSettings:
     statement_timeout: Setting
     leftover_rows: Setting
     keep_database: Setting
+    n_plus_one: Setting
+    n_plus_one_threshold: Setting
+    update_snapshots: Setting
 
     @property
     def timeouts(self) -> "Timeouts":
@@ -95,6 +104,9 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
         statement_timeout=_as_seconds(values["statement_timeout"]),
         leftover_rows=values["leftover_rows"],
         keep_database=_as_bool(values["keep_database"]),
+        n_plus_one=_as_policy(values["n_plus_one"]),
+        n_plus_one_threshold=_as_count(values["n_plus_one_threshold"]),
+        update_snapshots=_as_bool(values["update_snapshots"]),
     )
 
 
@@ -111,6 +123,16 @@ def database_url_for(test_class: type) -> Setting:
         return Setting(str(class_value),
                        f"{test_class.__qualname__}.database_url (class attribute)")
     return project_settings().database_url
+
+
+def class_setting(test_class: type, name: str) -> Setting:
+    """Resolve ``n_plus_one`` or ``n_plus_one_threshold`` for a class: its attribute, else the
+    project's value (environment > setup.cfg > default)."""
+    value = getattr(test_class, name, None)
+    if value is None:
+        return getattr(project_settings(), name)
+    checks = {"n_plus_one": _as_policy, "n_plus_one_threshold": _as_count}
+    return checks[name](Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
 
 
 PROJECT_MARKERS = ("setup.cfg", "pyproject.toml")
@@ -183,6 +205,26 @@ def _as_bool(setting: Setting) -> Setting:
         return Setting(False, setting.source)
     raise ConfigurationError(
         f"{setting.source} is {setting.value!r}, not a boolean; use 1/0, true/false")
+
+
+def _as_policy(setting: Setting) -> Setting:
+    value = str(setting.value).strip().lower()
+    if value in N_PLUS_ONE_POLICIES:
+        return Setting(value, setting.source)
+    close = difflib.get_close_matches(value, N_PLUS_ONE_POLICIES, n=1)
+    raise ConfigurationError(
+        f"{setting.source} is {setting.value!r}; use one of "
+        f"{', '.join(map(repr, N_PLUS_ONE_POLICIES))}"
+        + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+def _as_count(setting: Setting) -> Setting:
+    text = str(setting.value).strip()
+    if isinstance(setting.value, bool) or not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(
+            f"{setting.source} is {setting.value!r}, not a whole number of statements "
+            "above 0; use e.g. 10")
+    return Setting(int(text), setting.source)
 
 
 def _as_seconds(setting: Setting) -> Setting:

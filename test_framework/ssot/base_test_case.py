@@ -163,6 +163,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         self.session_factory = self._ssot_sessions.session_factory
         self.db = self._ssot_sessions.db
         resources.current_metrics = self._ssot_metrics
+        self._ssot_watch_queries()  # the N+1 detector (ssot/query_capture.py)
         skip_reason = await server_skip_reason(type(self), self.engine)
         if skip_reason:
             raise unittest.SkipTest(skip_reason)

@@ -1,4 +1,4 @@
-"""capture_queries() and assertNumQueries(n) on the real database of this pass."""
+"""capture_queries(), assertNumQueries(n) and assertMaxQueries(n) on this pass's database."""
 
 import unittest
 
@@ -42,6 +42,16 @@ class CaptureChecks:
             await self.db.create_test_thread(user=user)
             await self.db.count_records("threads")
 
+    async def test_assert_max_queries_passes_at_and_under_the_budget(self):
+        async with self.assertMaxQueries(3):
+            user = await self.db.create_test_user()
+            await self.db.create_test_thread(user=user)
+            await self.db.count_records("threads")
+        async with self.assertMaxQueries(5):
+            await self.db.count_records("users")
+        async with self.assertMaxQueries(0):
+            pass
+
     async def test_savepoints_through_the_helper_are_not_counted(self):
         async with self.assertNumQueries(1):
             transaction = await self.db.begin_transaction()
@@ -81,6 +91,13 @@ class TestWhatIsLeftOut(SSotAsyncTestCase):
         self.assertNotIn("s3cret", repr([q.parameters for q in queries]))
         self.assertEqual(rendered.count("app:***@db.example"), 2, rendered)
 
+    async def test_shapes_take_the_values_out(self):
+        async with self.capture_queries() as queries:
+            for email in ("one@x.test", "two@x.test"):
+                await self.db.fetch_one("SELECT id FROM users WHERE email = :e", {"e": email})
+            await self.db.fetch_one("SELECT id FROM users WHERE email = 'three@x.test'")
+        self.assertEqual(queries.shapes, ["SELECT id FROM users WHERE email = ?"] * 3)
+
     async def test_nested_captures_both_see_inner_statements(self):
         async with self.capture_queries() as outer:
             await self.db.count_records("users")
@@ -91,21 +108,24 @@ class TestWhatIsLeftOut(SSotAsyncTestCase):
 
 
 class TestFailures(unittest.TestCase):
-    def test_wrong_count_fails_listing_the_statements(self):
-        class Counts(SSotAsyncTestCase):
-            async def test_wrong(self):
-                async with self.assertNumQueries(1, msg="listing users"):
-                    await self.db.create_test_user({"email": "listed@x.test"})
-                    await self.db.count_records("users")
+    def test_wrong_count_or_over_the_budget_fails_listing_the_statements(self):
+        for assertion, expected in (("assertNumQueries", "1 expected"),
+                                    ("assertMaxQueries", "at most 1 allowed")):
+            class Counts(SSotAsyncTestCase):
+                async def test_wrong(self):
+                    async with getattr(self, assertion)(1, msg="listing users"):
+                        await self.db.create_test_user({"email": "listed@x.test"})
+                        await self.db.count_records("users")
 
-        result = run_case(Counts)
-        self.assertEqual(len(result.failures), 1, problems(result))
-        message = problems(result)
-        self.assertIn("2 queries executed, 1 expected; captured:", message)
-        self.assertRegex(message, r"1\. INSERT INTO users .*listed@x\.test")
-        self.assertRegex(message, r"2\. SELECT count\(\*\)")
-        self.assertIn(": listing users", message)
-        self.assertNotIn("ssot/query_capture.py", message, "framework frames hidden")
+            with self.subTest(assertion=assertion):
+                result = run_case(Counts)
+                self.assertEqual(len(result.failures), 1, problems(result))
+                message = problems(result)
+                self.assertIn(f"2 queries executed, {expected}; captured:", message)
+                self.assertRegex(message, r"1\. INSERT INTO users .*listed@x\.test")
+                self.assertRegex(message, r"2\. SELECT count\(\*\)")
+                self.assertIn(": listing users", message)
+                self.assertNotIn("ssot/query_capture.py", message, "framework frames hidden")
 
     def test_an_error_inside_the_block_is_reported_instead(self):
         class Raises(SSotAsyncTestCase):
@@ -141,9 +161,11 @@ class TestFailures(unittest.TestCase):
         with self.assertRaisesRegex(TestFrameworkError, "before the test's database was set up"):
             Early("test_x").capture_queries()
         for bad in (-1, 1.5, True):
-            with self.subTest(bad=bad):
-                with self.assertRaisesRegex(TestFrameworkError, "whole number"):
-                    Early("test_x").assertNumQueries(bad)
+            for assertion in ("assertNumQueries", "assertMaxQueries"):
+                with self.subTest(bad=bad, assertion=assertion):
+                    with self.assertRaisesRegex(TestFrameworkError,
+                                                rf"{assertion}\({bad!r}\).*whole number"):
+                        getattr(Early("test_x"), assertion)(bad)
 
 
 class TestMasking(unittest.TestCase):
