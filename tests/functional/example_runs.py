@@ -11,6 +11,9 @@ process (the child or one of its workers) has ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 import os
 import re
 import signal
@@ -71,7 +74,7 @@ def run_suite(*args: str, env_updates: dict[str, str] | None = None,
         env = child_environment(tmp, env_updates or {}, env_removals)
         pid, returncode, stdout, stderr = _run_with_timeout([sys.executable, *args], env, cwd)
         leftover_files = sorted(os.listdir(tmp))
-    new_databases = server_test_databases(url) - databases_before
+    new_databases = made_by(pid, server_test_databases(url) - databases_before)
     return SuiteRun(list(args), pid, returncode, stdout, stderr, leftover_files,
                     sorted(new_databases & orphaned_databases(url)))
 
@@ -95,6 +98,7 @@ def _run_with_timeout(command: list[str], env: dict[str, str],
     """
     with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:
+        threading.Thread(target=_note_family, args=(process,), daemon=True).start()
         try:
             stdout, stderr = process.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -106,6 +110,29 @@ def _run_with_timeout(command: list[str], env: dict[str, str],
                 process.communicate()
             raise
         return process.pid, process.returncode, stdout, stderr
+
+
+_families: dict[int, set[int]] = {}
+
+
+def _note_family(process: subprocess.Popen) -> None:
+    """Record the child's descendants (nose2 workers) while it runs, to tell its databases
+    from those of other suites running on the same server at the same time."""
+    family = _families.setdefault(process.pid, {process.pid})
+    while process.poll() is None:
+        for pid in list(family):
+            with contextlib.suppress(OSError):
+                family.update(int(child) for child in
+                              Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+        time.sleep(0.05)
+
+
+def made_by(pid: int, names: set[str]) -> set[str]:
+    """The databases among ``names`` that the run ``pid`` (or a worker of it) made."""
+    family = _families.pop(pid, {pid})
+    return {name for name in names
+            if re.search(r"_gw\d+_", name)  # pytest-xdist workers: named by worker id
+            or any(f"_p{member}_" in name for member in family)}
 
 
 def orphaned_databases(url: str | None) -> set[str]:
