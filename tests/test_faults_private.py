@@ -40,7 +40,7 @@ SCENARIO = "tests.functional.scenarios.dark_network"
 # (measured: 5.3 s, of which 3 s are the connect timeout of the database drop).
 DARK_STATEMENT_TIMEOUT = 3
 DARK_MARGIN = 8.0
-CTRL_C_BOUND = 10.0
+CTRL_C_BOUND = 20.0  # ~5 s when idle; the hang it guards against lasted minutes
 STEP_TIMEOUT = 60.0  # seconds the parent waits for any one step of a scenario (a hang)
 SERVER: PrivatePostgres | None = None
 _module_setups = 0
