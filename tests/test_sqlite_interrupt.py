@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -89,6 +89,26 @@ class TestStatementTimeout(unittest.IsolatedAsyncioTestCase):
                 await asyncio.wait_for(connection.execute(text(
                     ENDLESS.replace("FROM c", "FROM c WHERE entered(x)"))), BOUND * 2)
             self.assertNotIn(TIMEOUT_NOTE, "\n".join(getattr(caught.exception, "__notes__", [])))
+            await connection.rollback()
+            self.assertEqual((await connection.execute(text("SELECT 1"))).scalar_one(), 1)
+
+    async def test_interrupt_before_the_statement_starts_stops_it_and_not_the_next(self):
+        """Ctrl-C while the statement is sent, before SQLite starts it (which clears
+        ``sqlite3_interrupt``): it ran on to the statement timeout."""
+        engine = self.engine_with(statement_timeout=BOUND * 2)
+
+        def ctrl_c_as_it_is_sent(connection, cursor, statement, *args):
+            if statement == ENDLESS:
+                interrupt_running_statements()
+
+        event.listen(engine.sync_engine, "before_cursor_execute", ctrl_c_as_it_is_sent)
+        started = time.monotonic()
+        async with engine.connect() as connection:
+            with self.assertRaises(OperationalError) as caught:
+                await asyncio.wait_for(connection.execute(text(ENDLESS)), BOUND * 3)
+            self.assertLess(time.monotonic() - started, BOUND)
+            self.assertNotIn("statement_timeout",
+                             "\n".join(getattr(caught.exception, "__notes__", [])))
             await connection.rollback()
             self.assertEqual((await connection.execute(text("SELECT 1"))).scalar_one(), 1)
 

@@ -9,6 +9,11 @@ behind it forever.
   remembers itself so ``interrupt_all`` can call ``sqlite3.Connection.interrupt``
   from the main thread. SQLite aborts the statements running at that moment
   (``sqlite3.OperationalError: interrupted``) and no later ones.
+  A statement sent before Ctrl-C but not yet started on the worker thread
+  escapes that: SQLite clears the interrupt as a statement starts, and it ran
+  on to the statement timeout. So ``interrupt_all`` also counts the Ctrl-C,
+  and the progress handler stops a statement sent before the latest one;
+  the cleanup's statements, sent after it, run.
 * Statement timeout: a progress handler, which SQLite calls on the worker
   thread every ``PROGRESS_STEPS`` virtual-machine instructions (about 0.1 ms
   of work), aborts a statement once it has run longer than the timeout.
@@ -35,6 +40,7 @@ IDLE_GAP = 0.1
 INFO_KEY = "test_framework.sqlite_statement_clock"
 _live: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
 _live_lock = threading.Lock()
+_interrupts = 0  # Ctrl-Cs so far; a statement sent before the latest one stops
 
 
 class InterruptibleConnection(sqlite3.Connection):
@@ -47,8 +53,10 @@ class InterruptibleConnection(sqlite3.Connection):
 
 
 def interrupt_all() -> None:
-    """Abort the statements running now on every connection (an interrupt callback)."""
+    """Abort the statements running or sent now on every connection (an interrupt callback)."""
+    global _interrupts
     with _live_lock:
+        _interrupts += 1
         connections = list(_live)
     for connection in connections:
         with contextlib.suppress(sqlite3.ProgrammingError):  # closed meanwhile
@@ -56,19 +64,24 @@ def interrupt_all() -> None:
 
 
 class StatementClock:
-    """One connection's running statement: when it began, and whether it ran out of time."""
+    """One connection's running statement: when it began, and whether it ran out of time.
 
-    __slots__ = ("timeout", "started", "announced", "last_progress", "timed_out")
+    ``interrupts`` is the Ctrl-C count when it began: a later Ctrl-C stops it.
+    """
+
+    __slots__ = ("timeout", "started", "interrupts", "announced", "last_progress", "timed_out")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.started = self.last_progress = float("-inf")
+        self.interrupts = _interrupts
         self.announced = False
         self.timed_out = False
 
     def sent(self) -> None:
         """SQLAlchemy sends a statement (event loop thread)."""
         self.started = time.monotonic()
+        self.interrupts = _interrupts
         self.announced = True
         self.timed_out = False
 
@@ -82,8 +95,12 @@ class StatementClock:
         now = time.monotonic()
         if not self.announced and now - self.last_progress > IDLE_GAP:
             self.started = now  # a raw driver call began after the connection idled
+            self.interrupts = _interrupts
             self.timed_out = False
         self.last_progress = now
+        if self.interrupts != _interrupts:  # Ctrl-C since it was sent, started or not
+            self.last_progress = float("-inf")
+            return True
         if now - self.started <= self.timeout:
             return False
         self.timed_out = True

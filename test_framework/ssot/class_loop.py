@@ -16,6 +16,9 @@ CPython private names are used in this module only: ``_setupAsyncioRunner``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import socket
 import sys
 import warnings
 
@@ -32,7 +35,8 @@ class ClassRunner:
 
     ``asyncio.Runner.run`` installs and removes a SIGINT handler on every call,
     four calls per test; that alone cost about 0.1 ms a test. Here the loop is
-    made once per class and ``run`` only schedules the coroutine as a task.
+    made once per class and ``run`` only schedules the coroutine as a task
+    (and points the signal wakeup at the loop: ``SignalWakeup``).
     Ctrl-C raises ``KeyboardInterrupt`` out of ``run``, as in plain asyncio, after
     stopping the statements drivers run on worker threads (``test_framework.interrupts``).
     """
@@ -42,6 +46,7 @@ class ClassRunner:
         if debug is not None:
             self._loop.set_debug(debug)
         asyncio.set_event_loop(self._loop)
+        self._signal_wakeup = SignalWakeup(self._loop)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
@@ -52,7 +57,8 @@ class ClassRunner:
             raise RuntimeError("Runner.run() cannot be called from a running event loop")
         task = self._loop.create_task(coroutine, context=context)
         try:
-            return self._loop.run_until_complete(task)
+            with self._signal_wakeup:
+                return self._loop.run_until_complete(task)
         except KeyboardInterrupt:  # stop statements on driver threads, or exit waits for them
             interrupt_running_statements()
             task.add_done_callback(_forget_outcome)
@@ -72,7 +78,57 @@ class ClassRunner:
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
+            self._signal_wakeup.close()
             loop.close()
+
+
+class SignalWakeup:
+    """Wake the loop as soon as a signal lands, even one that lands as it goes to sleep.
+
+    Python runs the SIGINT handler (``KeyboardInterrupt``) only when the main
+    thread runs Python code. A Ctrl-C that landed after the loop's last check
+    but before its ``epoll_wait`` went unnoticed until something else woke the
+    loop: under load, an endless SQLite query ran on until its statement
+    timeout (60 s). CPython's C handler writes to the wakeup fd at once, from
+    any thread; the loop watches the other end, so its sleep ends and the
+    handler runs. The fd is the process's: set for each ``run`` on the main
+    thread, then given back (or left to one set during the run, such as by
+    ``loop.add_signal_handler``).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous: int | None = None
+        loop.add_reader(self._reader.fileno(), self._drain)
+
+    def __enter__(self) -> None:
+        try:
+            self._previous = signal.set_wakeup_fd(self._writer.fileno(),
+                                                  warn_on_full_buffer=False)
+        except ValueError:  # not the main thread, which alone runs signal handlers
+            self._previous = None
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            replaced = signal.set_wakeup_fd(self._previous)
+            if replaced != self._writer.fileno():  # set by the code that ran: keep it
+                signal.set_wakeup_fd(replaced)
+            self._previous = None
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self._reader.recv(4096):
+                pass
+
+    def close(self) -> None:
+        """Stop watching and close both ends, before the loop closes."""
+        if self._reader.fileno() != -1:
+            self._loop.remove_reader(self._reader.fileno())
+        self._reader.close()
+        self._writer.close()
 
 
 def _forget_outcome(task: asyncio.Task) -> None:

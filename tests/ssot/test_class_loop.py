@@ -1,10 +1,14 @@
 """One loop per class, built on CPython's private runner hooks: prove they still behave."""
 
 import asyncio
+import signal
+import threading
+import time
 import unittest
 import warnings
 
 from test_framework import SSotAsyncTestCase, SSotBaseTestCase
+from test_framework.ssot.class_loop import ClassRunner
 from tests.support import problems, run_case
 
 
@@ -85,3 +89,25 @@ class TestClassLoop(unittest.TestCase):
         result = run_case(SyncShared)
         self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertIs(loops[0], loops[1])
+
+    def test_ctrl_c_the_sleeping_loop_missed_still_ends_the_run_at_once(self):
+        """SIGINT handled off the main thread while the loop sleeps, as when it lands just
+        before ``epoll_wait``: only the signal wakeup fd ends that sleep (it took 60 s)."""
+        runner = ClassRunner()
+        self.addCleanup(runner.close)
+
+        async def sleep_through_ctrl_c():
+            threading.Thread(target=_ctrl_c_on_this_thread_soon).start()
+            await asyncio.sleep(10)
+
+        started = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            runner.run(sleep_through_ctrl_c())
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(signal.set_wakeup_fd(-1), -1, "the run gave the wakeup fd back")
+
+
+def _ctrl_c_on_this_thread_soon() -> None:
+    """Deliver SIGINT to this (non-main) thread once the main thread's loop is asleep."""
+    time.sleep(0.2)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
