@@ -26,6 +26,7 @@ from test_framework.provision.schema import schema_for
 from test_framework.ssot.class_loop import class_runner
 from test_framework.ssot.isolation import isolation_class
 from test_framework.ssot.metrics import TestMetrics
+from test_framework.ssot.sessions import session_options
 from test_framework.ssot.unanswered import report_abandoned, teardown_bound
 
 logger = get_logger(__name__)
@@ -42,6 +43,9 @@ class ClassResources:
         self.isolation_class = isolation_class(test_class)
         self.schema = schema_for(test_class)
         self.class_data = self._class_data_hook()
+        self.session_options = session_options(
+            getattr(test_class, "session_options", None),
+            where=f"{test_class.__qualname__}.session_options (class attribute)")
         self.metadata = self.schema.metadata if self.schema else None
         self.backend = None
         self.database = None
@@ -73,7 +77,8 @@ class ClassResources:
         self.isolation = self.isolation_class(
             self.engine, backend=self.backend, metadata=self.metadata,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
-            or settings.leftover_rows.value, class_data=self.class_data)
+            or settings.leftover_rows.value, class_data=self.class_data,
+            session_options=self.session_options)
 
     def _class_data_hook(self):
         """The class's ``asyncSetUpTestData``, if it overrides the framework's empty one."""

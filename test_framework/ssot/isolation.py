@@ -4,7 +4,9 @@
 an outer transaction on it, and every session (``self.session`` and those
 from ``self.session_factory``) joins that transaction through savepoints
 (``join_transaction_mode="create_savepoint"``). Application code may commit
-or roll back freely; the outer rollback at teardown undoes everything.
+or roll back freely, its sessions opening and closing in any order
+(``shared_savepoints.py`` keeps one session's rollback from undoing another's
+work); the outer rollback at teardown undoes everything.
 
 ``"commit"``: sessions use the engine's pool and commit for real, so other
 connections see the rows. ``AsyncTestDatabase`` deletes what it created.
@@ -35,7 +37,8 @@ from test_framework.backends import require_test_connection
 from test_framework.provision import data_tables
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
-from test_framework.ssot.sessions import RecordingSessionmaker
+from test_framework.ssot.sessions import (DEFAULT_SESSION_OPTIONS, RecordingSessionmaker,
+                                          label_session, share_savepoints)
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
 
@@ -60,10 +63,12 @@ class RollbackIsolation:
     supports_class_data = True
 
     def __init__(self, engine: AsyncEngine, *, backend=None, class_data=None,
-                 **_options) -> None:
+                 session_options: dict | None = None, **_options) -> None:
         self.engine = engine
         self.backend = backend
         self.class_data = class_data
+        self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
+        share_savepoints(engine)
         self.teardown_bound = teardown_bound(backend)
         self._connection: AsyncConnection | None = None
         self._class_transaction: AsyncTransaction | None = None
@@ -93,11 +98,13 @@ class RollbackIsolation:
             outer = await self._connection.begin()
         return self._sessions(outer, helper_options)
 
-    def _sessions(self, outer: AsyncTransaction | None, helper_options: dict) -> TestSessions:
-        factory = RecordingSessionmaker(bind=self._connection, expire_on_commit=False,
+    def _sessions(self, outer: AsyncTransaction | None, helper_options: dict, *,
+                  label: str = "self.session") -> TestSessions:
+        factory = RecordingSessionmaker(self._connection, shared=True,
                                         join_transaction_mode="create_savepoint",
-                                        one_task_at_a_time=True)
+                                        **self.session_options)
         session = factory()
+        label_session(session, label)
         db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
                                hold_read_transactions=True, **helper_options)
         return TestSessions(session, factory, db, outer)
@@ -110,7 +117,8 @@ class RollbackIsolation:
         back when the class ends (or redone if the connection was replaced).
         """
         self._class_transaction = await self._connection.begin()
-        sessions = self._sessions(None, helper_options)
+        sessions = self._sessions(None, helper_options,
+                                  label="asyncSetUpTestData's session (its db)")
         try:
             await self.class_data(sessions.db)
         finally:
@@ -124,7 +132,7 @@ class RollbackIsolation:
         """
         if not self._connection_usable():
             # Lost mid-test (the test saw that error): nothing to undo on a dead connection.
-            sessions.session_factory.sessions.clear()
+            sessions.session_factory.forget()
             self._drop_connection()
             return
         try:
@@ -192,7 +200,7 @@ class RollbackIsolation:
 
     @staticmethod
     async def _close_sessions(sessions: TestSessions) -> None:
-        await sessions.session_factory.close_all()
+        await sessions.session_factory.close_all(undone=True)
         await sessions.db.cleanup()
 
     def _connection_usable(self) -> bool:
@@ -219,9 +227,11 @@ class CommitIsolation:
     supports_class_data = False
 
     def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
-                 leftover_rows: str = "warn", **_options) -> None:
+                 leftover_rows: str = "warn", session_options: dict | None = None,
+                 **_options) -> None:
         self.engine = engine
         self.backend = backend
+        self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
         self.teardown_bound = teardown_bound(backend)
         # Pool events, so a connection a test leaves checked out can be closed for it.
         self.checkouts: dict = {}
@@ -243,8 +253,9 @@ class CommitIsolation:
     async def begin_test(self, **helper_options) -> TestSessions:
         await notice_closed_connections()
         await self.leftovers.start()
-        factory = RecordingSessionmaker(bind=self.engine, expire_on_commit=False)
+        factory = RecordingSessionmaker(self.engine, **self.session_options)
         session = factory()
+        label_session(session, "self.session")
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
     async def end_test(self, sessions: TestSessions) -> None:
@@ -310,7 +321,8 @@ class TruncateIsolation(CommitIsolation):
 
     def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
                  **options) -> None:
-        super().__init__(engine, backend=backend, metadata=metadata, leftover_rows="ignore")
+        super().__init__(engine, backend=backend, metadata=metadata, leftover_rows="ignore",
+                         session_options=options.get("session_options"))
         self.tables = None  # reflected on first use: the database's real tables
 
     async def begin_test(self, **helper_options) -> TestSessions:

@@ -200,6 +200,26 @@ class TestDatabaseMode(unittest.TestCase):
         self.assertFalse(asyncio.run(backend.database_exists(seen[0])), "dropped after the class")
 
 
+class TestSessionOptionsInEveryMode(unittest.TestCase):
+    def test_each_mode_gives_its_sessions_the_class_options(self):
+        seen = {}
+
+        class Options(SSotAsyncTestCase):
+            session_options = {"expire_on_commit": True, "autoflush": False}
+
+            async def test_sessions(self):
+                seen[self.isolation] = [
+                    (session.sync_session.expire_on_commit, session.sync_session.autoflush)
+                    for session in (self.session, self.session_factory())]
+
+        for mode in ("rollback", "commit", "truncate", "database"):
+            case = type(f"Options_{mode}", (Options,), {"isolation": mode})
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen, {mode: [(True, False), (True, False)] for mode in
+                                ("rollback", "commit", "truncate", "database")})
+
+
 class TestCommitModeOpenSession(unittest.TestCase):
     def test_session_left_open_is_closed_before_cleanup_no_lock_wait(self):
         import time

@@ -1,0 +1,367 @@
+"""Sessions sharing rollback isolation's one connection: whose rollback undoes what.
+
+In rollback isolation each session is a savepoint on the class's connection.
+Savepoints nest: rolling one back undoes everything after it, whoever wrote
+it. Real code opens and closes sessions in any order (a request's session is
+still open while a background task commits), so SQLAlchemy's ``ROLLBACK TO``
+the session's savepoint would undo a later session's commit without a word.
+``SharedSavepoints`` decides instead what each session's end sends. It keeps
+the connection's savepoints as the server has them (its *marks*) and a log of
+which session wrote, statement by statement (a failed statement counts:
+PostgreSQL refuses everything after it until it is rolled back). Then:
+
+* A commit ends the session's savepoints. Ended ones on top of the stack go in
+  one ``RELEASE``; while a savepoint of an open session sits above them, nothing
+  is sent, since a ``RELEASE`` would destroy it.
+* A rollback or close of a session that wrote nothing since its savepoint
+  undoes nothing: its savepoint ends as a commit's does, and others' work stays.
+* A session that wrote is rolled back to the newest savepoint below its first
+  write, if all written after that savepoint is its own.
+* A session that has not written, about to run a statement after others
+  wrote, first gets a fresh savepoint, so what it does next can be undone alone.
+* Otherwise another session wrote after this one's first write, and undoing
+  this one would undo that too. Nothing is undone: ``RollbackConflictError``
+  names both sessions, where each was made, and whether the other committed.
+
+So any order works but one: session A writes, session B then writes
+(committed or not), and A rolls back before B does. Statements are credited
+to sessions by the session's own events (a statement or flush starts, on its
+greenlet); one run on ``await session.connection()`` goes to the newest open
+session. A SELECT is a read, even one calling a function that writes.
+
+Every statement first asks ``session_tasks.py`` whether its task may use the
+connection now. The SQLAlchemy side: the dialect's savepoint hooks on the
+engine's own dialect (as ``backends/savepoints.py`` does; its depth names stay
+underneath), session and connection events, and one private detail, below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, NamedTuple
+
+from greenlet import getcurrent
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+
+from test_framework.errors import TestFrameworkError
+from test_framework.log import get_logger
+from test_framework.ssot.session_tasks import SessionTask, check_overlap
+
+logger = get_logger(__name__)
+LEDGER_KEY = "test_framework_shared_savepoints"
+LABEL_KEY = "test_framework_label"
+_RENEWALS = itertools.count(1)  # names of the savepoints made here, unique in the process
+_FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
+_ENDS = {"RELEASE", "ROLLBACK", "COMMIT", "BEGIN", "END"}
+_READS = {"SELECT", "SHOW", "EXPLAIN", "VALUES"}
+_ONE_CONNECTION = "In rollback isolation every session is a savepoint on the test's one connection"
+_COMMIT_MODE = ("or give this test class isolation = 'commit', which gives each session its own "
+                "connection")
+
+
+class RollbackConflictError(TestFrameworkError):
+    """A session's rollback would undo what another session wrote after it."""
+
+
+class SavepointSql(NamedTuple):
+    """The dialect's own savepoint statements, each taking a savepoint's name."""
+
+    release: Callable[[str], None]
+    rollback_to: Callable[[str], None]
+
+
+@dataclass(eq=False)
+class _SessionSavepoint:
+    """A savepoint SQLAlchemy made for a session: its transaction, or a ``begin_nested()``."""
+
+    session: Session
+    transaction: Any  # SQLAlchemy's NestedTransaction
+    begin: int  # the log's length then: the session's writes from here on are its own
+    root: _SessionSavepoint | None  # the session's transaction, for a begin_nested()
+    task: SessionTask
+    ended: bool = False
+
+
+@dataclass(eq=False)
+class _Mark:
+    """A savepoint on the server, by the name its dialect hook was given."""
+
+    name: str
+    start: int  # the log's length when it was made
+    owner: _SessionSavepoint | None = None  # None: made outside the sessions
+    released: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.released or (self.owner is not None and self.owner.ended)
+
+
+class SharedSavepoints:
+    """What each session's commit or rollback sends to the one connection (module docstring)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.marks: list[_Mark] = []
+        self.log: list[Session | None] = []  # who wrote (or failed), statement by statement
+        self.by_name: dict[str, _SessionSavepoint] = {}
+        self.open: list[_SessionSavepoint] = []  # oldest first
+        self.outcomes: dict[Session, str] = {}
+        self.running: tuple[Any, Session] | None = None  # (greenlet, session)
+        self.discarding = False
+        connection.info[LEDGER_KEY] = self
+
+    def detach(self) -> None:
+        """Leave the connection; forget the test's sessions (nothing keeps them alive)."""
+        connection = self.connection
+        if not (connection.closed or connection.invalidated) \
+                and connection.info.get(LEDGER_KEY) is self:
+            del connection.info[LEDGER_KEY]
+        for kept in (self.marks, self.log, self.by_name, self.open, self.outcomes):
+            kept.clear()
+        self.running = None
+
+    def watch(self, session: Session) -> None:
+        """Follow ``session``: its savepoints, the statements it runs, its task."""
+        SessionTask.current()  # tasks started from here on descend from this one
+        event.listen(session, "after_begin", self._began)
+        event.listen(session, "do_orm_execute", lambda state: self._runs(state.session))
+        event.listen(session, "before_flush", lambda session, *_: self._runs(session))
+
+    # -- what happens on the connection ---------------------------------------
+
+    def made(self, name: str) -> None:
+        self.marks.append(_Mark(name, len(self.log)))
+
+    def _began(self, session: Session, transaction, connection: Connection) -> None:
+        """Own the savepoint SQLAlchemy just made for ``session``."""
+        if not self.marks or self.marks[-1].owner is not None:
+            return  # detached, or not a savepoint of ours
+        root = None if transaction.parent is None else self._newest(session, roots=True)
+        savepoint = _SessionSavepoint(session, connection.get_nested_transaction(),
+                                      len(self.log), root, SessionTask.current())
+        self.marks[-1].owner = self.by_name[self.marks[-1].name] = savepoint
+        self.open.append(savepoint)
+        if root is None:
+            self.outcomes[session] = "still open"
+        self.running = (getcurrent(), session)
+
+    def _runs(self, session: Session) -> None:
+        """Before ``session`` runs SQL: credit it, and renew its savepoint if others wrote."""
+        self.running = (getcurrent(), session)
+        newest = self._newest(session)
+        if newest is None or self._first_write(newest) is not None:
+            return  # not begun (its savepoint comes next), or its writes are below anyway
+        newest.begin = len(self.log)  # the same writes are its own; later scans are shorter
+        top = self.marks[-1] if self.marks else None
+        if top and top.start == len(self.log) and top.owner and top.owner.session is session:
+            return
+        self.connection.dialect.do_savepoint(self.connection, f"tf_session_{next(_RENEWALS)}")
+        self.marks[-1].owner = newest.root or newest
+
+    def statement(self, statement: str, context) -> None:
+        kind = _kind(statement, context)
+        if kind != "end":
+            check_overlap((savepoint.task, _label(savepoint.session))
+                          for savepoint in self.open if savepoint.root is None)
+        if kind == "write":
+            self.log.append(self._writer())
+
+    def failed(self, statement: str, context) -> None:
+        if _kind(statement, context) in ("read", "write"):
+            self.log.append(self._writer())
+
+    # -- ends -------------------------------------------------------------------
+
+    def release(self, name: str, sql: SavepointSql) -> None:
+        savepoint, mark = self.by_name.get(name), self._mark(name)
+        if savepoint is not None:
+            _end_newest_first(savepoint.transaction)
+            self._end(savepoint, "committed")
+        elif mark is not None:
+            mark.released = True
+        else:
+            return sql.release(name)  # made before this test's sessions: as asked
+        self._release_ended(sql)
+
+    def rollback(self, name: str, sql: SavepointSql) -> None:
+        savepoint, mark = self.by_name.get(name), self._mark(name)
+        if savepoint is None:
+            return self._roll_back_to(mark, sql) if mark else sql.rollback_to(name)
+        _end_newest_first(savepoint.transaction)
+        first = self._first_write(savepoint)
+        self._end(savepoint, "rolled back")
+        if self.discarding:
+            return
+        if first is None:
+            logger.debug("%s ends with nothing of its own to undo: no ROLLBACK TO",
+                         _label(savepoint.session))
+            return self._release_ended(sql)
+        target = next((mark for mark in reversed(self.marks) if mark.start <= first), None)
+        others = self._writers_after(target.start if target else 0, savepoint)
+        if target is None or others:
+            raise RollbackConflictError(self._conflict(savepoint, others))
+        self._roll_back_to(target, sql)
+
+    def _end(self, savepoint: _SessionSavepoint, outcome: str) -> None:
+        savepoint.ended = True
+        if savepoint in self.open:
+            self.open.remove(savepoint)
+        if savepoint.root is None:
+            self.outcomes[savepoint.session] = outcome
+
+    def _release_ended(self, sql: SavepointSql) -> None:
+        """``RELEASE`` the ended savepoints on top of the stack, all in one."""
+        index = len(self.marks)
+        while index and self.marks[index - 1].ended:
+            index -= 1
+        if index == len(self.marks) and self.marks:
+            logger.debug("RELEASE deferred: an open session's savepoint %s is above",
+                         self.marks[-1].name)
+        if index < len(self.marks):
+            sql.release(self.marks[index].name)
+            del self.marks[index:]
+
+    def _roll_back_to(self, mark: _Mark, sql: SavepointSql) -> None:
+        sql.rollback_to(mark.name)
+        del self.marks[self.marks.index(mark):]
+        del self.log[mark.start:]
+        for savepoint in self.open:
+            savepoint.begin = min(savepoint.begin, mark.start)
+
+    # -- bookkeeping ----------------------------------------------------------------
+
+    def _mark(self, name: str) -> _Mark | None:
+        return next((mark for mark in self.marks if mark.name == name), None)
+
+    def _newest(self, session: Session, *, roots: bool = False) -> _SessionSavepoint | None:
+        return next((savepoint for savepoint in reversed(self.open) if savepoint.session is session
+                     and not (roots and savepoint.root is not None)), None)
+
+    def _first_write(self, savepoint: _SessionSavepoint) -> int | None:
+        return next((index for index in range(savepoint.begin, len(self.log))
+                     if self.log[index] is savepoint.session), None)
+
+    def _writers_after(self, start: int, savepoint: _SessionSavepoint) -> list:
+        writers = [writer for index, writer in enumerate(self.log[start:], start)
+                   if not (writer is savepoint.session and index >= savepoint.begin)]
+        return list(dict.fromkeys(writers))
+
+    def _writer(self) -> Session | None:
+        """The session running now: its event said so on this greenlet, else the newest open."""
+        running = self.running
+        if running is not None and running[0] is getcurrent():
+            return running[1]
+        return self.open[-1].session if self.open else None
+
+    def _conflict(self, savepoint: _SessionSavepoint, others: list) -> str:
+        mine = _label(savepoint.session)
+        if not others:
+            return (f"{mine} is rolling back writes made below every savepoint on the "
+                    "connection (through session.connection()?), so they were kept, not "
+                    f"undone. {_ONE_CONNECTION}; run such statements through the session, "
+                    f"{_COMMIT_MODE}")
+        theirs = " and ".join("statements run outside the test's sessions" if writer is None
+                              else f"{_label(writer)} ({self.outcomes.get(writer, 'closed')})"
+                              for writer in others)
+        return (f"{mine} is rolling back its writes, but {theirs} wrote after them. "
+                f"{_ONE_CONNECTION}, and rolling back to a savepoint undoes everything "
+                "written after it, so the first session's writes were kept, not undone. "
+                f"Commit or roll back the first session before another one writes, {_COMMIT_MODE}")
+
+
+def share_savepoints(engine: AsyncEngine) -> None:
+    """Send the engine's savepoint SQL through its connection's ``SharedSavepoints``, if any.
+
+    The dialect's documented savepoint hooks on this engine's own dialect
+    instance, as ``backends/savepoints.py`` does (its depth names stay under).
+    """
+    if event.contains(engine.sync_engine, "before_cursor_execute", _on_statement):
+        return
+    dialect = engine.dialect
+    savepoint, release = dialect.do_savepoint, dialect.do_release_savepoint
+    rollback_to = dialect.do_rollback_to_savepoint
+
+    def do_savepoint(connection, name):
+        savepoint(connection, name)
+        if (ledger := connection.info.get(LEDGER_KEY)) is not None:
+            ledger.made(name)
+
+    def do_release_savepoint(connection, name):
+        if (ledger := connection.info.get(LEDGER_KEY)) is None:
+            return release(connection, name)
+        ledger.release(name, SavepointSql(partial(release, connection),
+                                          partial(rollback_to, connection)))
+
+    def do_rollback_to_savepoint(connection, name):
+        if (ledger := connection.info.get(LEDGER_KEY)) is None:
+            return rollback_to(connection, name)
+        ledger.rollback(name, SavepointSql(partial(release, connection),
+                                           partial(rollback_to, connection)))
+
+    dialect.do_savepoint = do_savepoint
+    dialect.do_release_savepoint = do_release_savepoint
+    dialect.do_rollback_to_savepoint = do_rollback_to_savepoint
+    event.listen(engine.sync_engine, "before_cursor_execute", _on_statement)
+    event.listen(engine.sync_engine, "handle_error", _on_error)
+
+
+def _on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+    if (ledger := conn.info.get(LEDGER_KEY)) is not None:
+        ledger.statement(statement, context)
+
+
+def _on_error(context) -> None:
+    if context.sqlalchemy_exception is None or context.is_disconnect \
+            or context.connection is None or context.statement is None:
+        return
+    if (ledger := context.connection.info.get(LEDGER_KEY)) is not None:
+        ledger.failed(context.statement, context.execution_context)
+
+
+def _kind(statement: str, context) -> str:
+    """'end' (RELEASE, COMMIT...), 'savepoint', 'read', or 'write' for anything else."""
+    match = _FIRST_WORD.match(statement)
+    word = match.group(1).upper() if match else ""
+    if word in _ENDS:
+        return "end"
+    if word == "SAVEPOINT":
+        return "savepoint"
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        return "write"
+    compiled = getattr(getattr(context, "compiled", None), "statement", None)
+    return "read" if word in _READS or getattr(compiled, "is_select", False) else "write"
+
+
+def _end_newest_first(transaction) -> None:
+    """Let SQLAlchemy end ``transaction`` as if it were the connection's newest savepoint.
+
+    SQLAlchemy chains a connection's savepoints and expects them to end newest
+    first: ended out of order, it warns, and an ended savepoint becomes the
+    chain's head, which fails every later statement (``PendingRollbackError``).
+    Moving it to the head just before SQLAlchemy unlinks it keeps the chain
+    whole. SQLAlchemy 2's private ``_nested_transaction``/``_previous_nested``;
+    tests/ssot/test_sessions.py ends sessions in every order.
+    """
+    if transaction is None:
+        return
+    connection = transaction.connection
+    head = connection._nested_transaction
+    above = head
+    while above is not None and above is not transaction \
+            and above._previous_nested is not transaction:
+        above = above._previous_nested
+    if above is None or above is transaction:
+        return  # already the head, or no longer chained (its transaction ended)
+    above._previous_nested = transaction._previous_nested
+    transaction._previous_nested = head
+    connection._nested_transaction = transaction
+
+
+def _label(session: Session) -> str:
+    return session.info.get(LABEL_KEY, "a session")
