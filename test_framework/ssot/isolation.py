@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import warnings
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class RollbackIsolation:
         share_savepoints(engine)
         self.teardown_bound = teardown_bound(backend)
         self._connection: AsyncConnection | None = None
+        self._collect_before_connecting = False
         self._class_transaction: AsyncTransaction | None = None
 
     async def begin_test(self, **helper_options) -> TestSessions:
@@ -82,6 +84,12 @@ class RollbackIsolation:
         await notice_closed_connections(lambda: not self._connection_usable())
         if not self._connection_usable():
             self._drop_connection()
+            if self._collect_before_connecting:
+                # A driver connection abandoned mid-statement (a cancelled task) can sit in
+                # a reference cycle still holding its locks (aiosqlite keeps SQLite's file
+                # lock until the sqlite3 object is freed): collect it before connecting.
+                self._collect_before_connecting = False
+                gc.collect()
             try:
                 self._connection = await self.engine.connect()
             except (OSError, DBAPIError) as exc:
@@ -215,8 +223,11 @@ class RollbackIsolation:
         """Close the connection's socket at once, if any; the class transaction ends with it."""
         self._class_transaction = None
         connection, self._connection = self._connection, None
-        if connection is not None and not connection.closed:
+        if connection is None:
+            return
+        if not connection.closed:
             drop_now(connection.sync_connection)
+        self._collect_before_connecting = True
 
 
 class CommitIsolation:
