@@ -23,6 +23,7 @@ throwaway, and a crash loses nothing a test needs.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -96,13 +97,17 @@ def private_dir() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.replace(staging, path / OWNER_LOCK)
         _private = PrivateFolder(path, lock, os.getpid())
+        atexit.register(lock.close)  # runs after the databases' drop hook (registered later)
     return _private.path
 
 
 def _remove_if_emptied(folder: Path) -> None:
     """Remove a run's folder once only its lock file is left (ours: forget it too)."""
     global _private
-    if not folder.is_dir() or any(p.name != OWNER_LOCK for p in folder.iterdir()):
+    try:
+        if any(p.name != OWNER_LOCK for p in folder.iterdir()):
+            return
+    except FileNotFoundError:  # another reaper of the same dead run removed it just now
         return
     (folder / OWNER_LOCK).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
