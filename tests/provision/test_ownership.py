@@ -69,6 +69,21 @@ class Exists(DropsNewTemplates):
 
 
 class TestOrphans(Exists):
+    def wait_until_released(self, url: str) -> None:
+        """The server ends a killed client's session (and its run lock) a moment later."""
+        from test_framework.provision.ownership import describe
+
+        async def released():
+            async with asyncio.timeout(30):
+                while True:
+                    records = {r.name: r for r in await self.backend.list_databases()}
+                    record = records.get(self.backend.database_name(make_url(url)))
+                    if record is None or await describe(self.backend, record) == "orphan":
+                        return
+                    await asyncio.sleep(0.1)
+
+        asyncio.run(released())
+
     def test_kill_9_leftover_reaped_by_next_run_live_run_untouched(self):
         killed = start_child(self.table, "--hold", "60")
         live = start_child(self.table, "--hold", "60")
@@ -98,6 +113,7 @@ class TestOrphans(Exists):
             killed.communicate(timeout=10)
             name = self.backend.database_name(make_url(url))
             live_name = self.backend.database_name(make_url(live_url))
+            self.wait_until_released(url)
             listing = cli("list")
             dropped = cli("drop")
             if name in listing.stdout:
@@ -238,10 +254,10 @@ class TestForgedLabels(unittest.TestCase):
         self.assertTrue(asyncio.run(reap_while_connected()), "someone is connected to it")
 
         async def reap_once_the_session_is_gone():  # a server process ends a moment later
-            async with asyncio.timeout(20):
-                while await self.backend.sessions_on(self.name):
-                    await asyncio.sleep(0.05)
-            await reap_orphans(self.backend)
+            async with asyncio.timeout(30):  # (another suite's reaper may hold it meanwhile)
+                while await self.backend.database_exists(url):
+                    await reap_orphans(self.backend)
+                    await asyncio.sleep(0.1)
 
         asyncio.run(reap_once_the_session_is_gone())
         self.assertFalse(self.exists(url), "nothing holds it any more: an orphan")
