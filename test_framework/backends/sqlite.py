@@ -123,6 +123,15 @@ def _lock_file(key: str) -> IO:
     return open(folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock", "a")
 
 
+def _try_flock(handle: IO) -> bool:
+    """Take ``handle``'s lock alone without waiting; False if another open file holds it."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 async def _flock_waiting(handle: IO, mode: int, key: str) -> None:
     """Wait for a flock as long as its holder lives, logging progress (never blocks the loop)."""
     started = reported = time.monotonic()
@@ -227,12 +236,7 @@ class SQLiteBackend(Backend):
     @contextlib.asynccontextmanager
     async def try_exclusive(self, key: str) -> AsyncIterator[bool]:
         with _lock_file(key) as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
+            yield _try_flock(handle)
 
     async def hold_for_run(self, key: str) -> bool:
         """A flock kept open until the process exits (a forked child takes its own)."""
@@ -240,9 +244,7 @@ class SQLiteBackend(Backend):
         if held is not None and held[0] == os.getpid():
             return True
         handle = _lock_file(key)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_flock(handle):
             handle.close()
             return False
         _held_for_run[key] = (os.getpid(), handle)
@@ -265,13 +267,10 @@ class SQLiteBackend(Backend):
             yield False
             return
         with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-            _remove_if_emptied(folder)
+            free = _try_flock(handle)
+            yield free
+            if free:
+                _remove_if_emptied(folder)
 
     @classmethod
     def connected_database(cls, dbapi_connection) -> str:
