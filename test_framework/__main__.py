@@ -4,13 +4,13 @@
     python -m test_framework check             # can we reach the configured database server?
     python -m test_framework databases list    # test_ databases on the server (see provision)
     python -m test_framework databases drop [--all | NAME ...]
+    python -m test_framework bisect TEST_ID [--seed N | --order FILE] [-- unittest args]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from dataclasses import fields
@@ -19,7 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 from test_framework.backends import backend_for
-from test_framework.config import load_project_settings
+from test_framework.config import (DEFAULT_SOURCE, ENVIRONMENT_KEYS, RUN_KEYS, Setting,
+                                   load_project_settings, run_setting)
 from test_framework.errors import TestFrameworkError
 from test_framework.log import mask_url
 
@@ -29,9 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["databases"]:
         from test_framework.provision.__main__ import main as databases
         return databases(argv[1:], prog="python -m test_framework databases")
+    if argv[:1] == ["bisect"]:
+        from test_framework.bisect import main as bisect
+        return bisect(argv[1:], prog="python -m test_framework bisect")
     parser = argparse.ArgumentParser(prog="python -m test_framework",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["config", "check", "databases"])
+    parser.add_argument("command", choices=["config", "check", "databases", "bisect"])
     args = parser.parse_args(argv)
     try:
         settings = load_project_settings()
@@ -41,10 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     except TestFrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-ENVIRONMENT_ONLY = {"shard": "TEST_FRAMEWORK_SHARD", "timing": "TEST_FRAMEWORK_TIMING",
-                    "log_level": "TEST_FRAMEWORK_LOG_LEVEL"}
 
 
 def show_config(settings) -> int:
@@ -57,15 +57,34 @@ def show_config(settings) -> int:
         elif field.name == "asyncio_debug" and value is None:
             value = "off unless PYTHONASYNCIODEBUG or -X dev"
         print(f"{field.name:18} {value!s:50} ({setting.source})")
-    for name, variable in ENVIRONMENT_ONLY.items():
-        raw = os.environ.get(variable, "").strip()
-        print(f"{name:18} {raw or 'off':50} ({variable} (environment) if set)")
+    status = 0
+    for name in RUN_KEYS:
+        try:
+            print(run_setting_line(name, run_setting(name)))
+        except TestFrameworkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
     try:
         backend_for(settings.database_url, timeouts=settings.timeouts)
     except TestFrameworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status
+
+
+def run_setting_line(name: str, setting: Setting) -> str:
+    """One line for a per-run switch; when unset, the line names the variable that sets it."""
+    value = setting.value
+    if value is None:
+        value = "off"
+    elif name == "shard":
+        value = "/".join(map(str, value))
+    elif name == "timing":
+        value = f"on, {value} slowest tests listed"
+    source = setting.source
+    if source == DEFAULT_SOURCE:
+        source = f"{ENVIRONMENT_KEYS[name]} (environment) if set"
+    return f"{name:18} {value!s:50} ({source})"
 
 
 async def check(settings) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import difflib
 import functools
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -32,11 +33,20 @@ ENVIRONMENT_KEYS = {
     "n_plus_one": "TEST_FRAMEWORK_N_PLUS_ONE",
     "n_plus_one_threshold": "TEST_FRAMEWORK_N_PLUS_ONE_THRESHOLD",
     "update_snapshots": "TEST_FRAMEWORK_UPDATE_SNAPSHOTS",
+    "shard": "TEST_FRAMEWORK_SHARD",
+    "timing": "TEST_FRAMEWORK_TIMING",
+    "log_level": "TEST_FRAMEWORK_LOG_LEVEL",
+    "shuffle": "TEST_FRAMEWORK_SHUFFLE",
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
             "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn",
             "keep_database": False, "n_plus_one": "warn", "n_plus_one_threshold": 10,
-            "update_snapshots": False}
+            "update_snapshots": False, "shard": None, "timing": None, "log_level": None,
+            "shuffle": None}
+# Switches for one run on one machine: read from the environment alone (never setup.cfg),
+# afresh on each call, so a test that sets one sees it (``run_setting``).
+RUN_KEYS = ("shard", "timing", "log_level", "shuffle")
+DEFAULT_SLOWEST = 10
 N_PLUS_ONE_POLICIES = ("warn", "error", "ignore")
 DEFAULT_SOURCE = "default"
 
@@ -90,6 +100,8 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
     cfg_path, section = _read_setup_cfg(start or Path.cwd())
     values = {}
     for key, env_name in ENVIRONMENT_KEYS.items():
+        if key in RUN_KEYS:
+            continue
         if environ.get(env_name, "").strip():
             values[key] = Setting(environ[env_name].strip(), f"{env_name} (environment)")
         elif section.get(key, "").strip():
@@ -114,6 +126,19 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
 def project_settings() -> ProjectSettings:
     """Return the process-wide settings, read on first call."""
     return load_project_settings()
+
+
+def run_setting(name: str, environ: Mapping[str, str] = os.environ) -> Setting:
+    """Read one of ``RUN_KEYS`` from the environment now, checked: a shard as
+    ``(index, count)``, timing as how many slowest tests to list, a log level's name;
+    None when unset or off."""
+    env_name = ENVIRONMENT_KEYS[name]
+    raw = environ.get(env_name, "").strip()
+    if not raw:
+        return Setting(DEFAULTS[name], DEFAULT_SOURCE)
+    parse = {"shard": _as_shard, "timing": _as_slowest, "log_level": _as_log_level,
+             "shuffle": _as_seed}[name]
+    return parse(Setting(raw, f"{env_name} (environment)"))
 
 
 def database_url_for(test_class: type) -> Setting:
@@ -195,16 +220,73 @@ def _read_setup_cfg(start: Path) -> tuple[Path | None, Mapping[str, str]]:
     return None, {}
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """The one reading of a yes/no word: True, False, or None when ``text`` is neither."""
+    word = text.strip().lower()
+    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
 def _as_bool(setting: Setting) -> Setting:
     if setting.value is None or isinstance(setting.value, bool):
         return setting
-    text = str(setting.value).lower()
-    if text in {"1", "true", "yes", "on"}:
-        return Setting(True, setting.source)
-    if text in {"0", "false", "no", "off"}:
-        return Setting(False, setting.source)
+    value = parse_bool(str(setting.value))
+    if value is not None:
+        return Setting(value, setting.source)
     raise ConfigurationError(
         f"{setting.source} is {setting.value!r}, not a boolean; use 1/0, true/false")
+
+
+def _as_slowest(setting: Setting) -> Setting:
+    """Timing: off (None), on (the 10 slowest tests listed) or how many to list."""
+    switch = parse_bool(setting.value)
+    if switch is not None:
+        return Setting(DEFAULT_SLOWEST if switch else None, setting.source)
+    if setting.value.isdigit():
+        return Setting(int(setting.value), setting.source)
+    raise ConfigurationError(
+        f"{setting.source} is {setting.value!r}; use 1 to report where time went at exit "
+        f"(with the {DEFAULT_SLOWEST} slowest tests), a number such as 25 to list that many, "
+        "or 0 for off")
+
+
+def _as_shard(setting: Setting) -> Setting:
+    """A shard as ``(index, count)``, 1-based."""
+    index, _, count = setting.value.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (0, 0)
+    if not 1 <= shard[0] <= shard[1]:
+        raise ConfigurationError(
+            f"{setting.source} is {setting.value!r}; use INDEX/COUNT with "
+            "1 <= INDEX <= COUNT, e.g. 2/4 for the second of four machines")
+    return Setting(shard, setting.source)
+
+
+def _as_log_level(setting: Setting) -> Setting:
+    name = setting.value.upper()
+    if not isinstance(logging.getLevelName(name), int):
+        raise ConfigurationError(
+            f"{setting.source} is {name!r}, not a logging level; "
+            "use DEBUG, INFO, WARNING or ERROR")
+    return Setting(name, setting.source)
+
+
+
+def _as_seed(setting: Setting) -> Setting:
+    """A shuffle seed: a whole number, ``"random"`` (picked when the run starts), or off."""
+    text = setting.value.strip().lower()
+    if text == "random" or text.isdigit():
+        return Setting(text if text == "random" else int(text), setting.source)
+    if text == "off":
+        return Setting(None, setting.source)
+    raise ConfigurationError(
+        f"{setting.source} is {setting.value!r}, not a seed; use a whole number such as "
+        "1234 to repeat an order, 'random' to pick one (it is printed), or 'off'")
 
 
 def _as_policy(setting: Setting) -> Setting:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import re
 
 from sqlalchemy.engine import URL, make_url
 
 ROOT_NAME = "test_framework"
-LOG_LEVEL_ENV = "TEST_FRAMEWORK_LOG_LEVEL"
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(test_id)s] %(message)s"
 
 current_test_id: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -51,25 +49,19 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
-def configure_from_environment(environ=os.environ) -> None:
-    """Send framework records to stderr when ``TEST_FRAMEWORK_LOG_LEVEL`` asks for it.
+def configure_stderr_handler(level: str | None) -> None:
+    """Send framework records at ``level`` and above to stderr (``TEST_FRAMEWORK_LOG_LEVEL``).
 
-    Called as each test starts (idempotent: one handler at most), never at
-    import time, so merely importing the package configures nothing. When the
+    Called as each test starts with the level ``config.run_setting("log_level")``
+    read and checked (idempotent: one handler at most; None does nothing), never
+    at import time, so merely importing the package configures nothing. When the
     root logger already prints to the same stream (nose2 calls
     ``logging.basicConfig()``), framework records stop there instead of
     reaching it too, so each line appears once.
     """
-    level_name = environ.get(LOG_LEVEL_ENV, "").strip().upper()
     root = logging.getLogger(ROOT_NAME)
-    if not level_name or any(getattr(h, "_test_framework", False) for h in root.handlers):
+    if not level or any(getattr(h, "_test_framework", False) for h in root.handlers):
         return
-    level = logging.getLevelName(level_name)
-    if not isinstance(level, int):
-        from test_framework.errors import ConfigurationError
-        raise ConfigurationError(
-            f"{LOG_LEVEL_ENV} (environment) is {level_name!r}, not a logging level; "
-            "use DEBUG, INFO, WARNING or ERROR")
     handler = logging.StreamHandler()
     handler._test_framework = True
     handler.setFormatter(logging.Formatter(FORMAT))

@@ -8,13 +8,10 @@ provisions its own databases as usual.
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass
 
-from test_framework.errors import ConfigurationError
-
-SHARD_ENVIRONMENT = "TEST_FRAMEWORK_SHARD"
+from test_framework.config import ENVIRONMENT_KEYS, run_setting
 
 
 @dataclass(frozen=True)
@@ -34,21 +31,10 @@ def shard_of(test_class: type, count: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % count + 1
 
 
-def current_shard(environ=os.environ) -> Shard | None:
-    """Parse ``TEST_FRAMEWORK_SHARD`` ("index/count", 1-based); None when unset."""
-    raw = environ.get(SHARD_ENVIRONMENT, "").strip()
-    if not raw:
-        return None
-    index, _, count = raw.partition("/")
-    try:
-        shard = Shard(int(index), int(count))
-    except ValueError:
-        shard = None
-    if shard is None or not 1 <= shard.index <= shard.count:
-        raise ConfigurationError(
-            f"{SHARD_ENVIRONMENT} (environment) is {raw!r}; use INDEX/COUNT with "
-            "1 <= INDEX <= COUNT, e.g. 2/4 for the second of four machines")
-    return shard
+def current_shard() -> Shard | None:
+    """Return this machine's shard (``TEST_FRAMEWORK_SHARD``, "index/count"); None when unset."""
+    setting = run_setting("shard")
+    return None if setting.value is None else Shard(*setting.value)
 
 
 def shard_skip_reason(test_class: type) -> str | None:
@@ -57,4 +43,4 @@ def shard_skip_reason(test_class: type) -> str | None:
     if shard is None or shard.includes(test_class):
         return None
     return (f"{test_class.__qualname__} is in shard {shard_of(test_class, shard.count)}/"
-            f"{shard.count}; this machine runs {shard} ({SHARD_ENVIRONMENT})")
+            f"{shard.count}; this machine runs {shard} ({ENVIRONMENT_KEYS['shard']})")

@@ -14,8 +14,9 @@ Each framework test is split into phases:
 When the interpreter exits, the totals and the slowest tests are logged at
 INFO on ``test_framework.timing`` and printed to stderr (unless a framework
 log handler already prints them). ``TEST_FRAMEWORK_TIMING=25`` lists the 25
-slowest instead of 10. The variable is read once, at the first test. When it
-is off, tests get a timer whose ``lap`` does nothing.
+slowest instead of 10. ``config`` reads the variable; this module reads the
+setting once, at the first test. When it is off, tests get a timer whose
+``lap`` does nothing.
 """
 
 from __future__ import annotations
@@ -23,16 +24,13 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import os
 import sys
 import time
 from collections import defaultdict
 
-from test_framework.errors import ConfigurationError
+from test_framework.config import DEFAULT_SLOWEST, run_setting
 from test_framework.log import get_logger
 
-TIMING_ENV = "TEST_FRAMEWORK_TIMING"
-DEFAULT_SLOWEST = 10
 PHASES = {"provisioning": "provisioning and schema", "setup": "per-test setup",
           "test body": "test bodies", "teardown": "teardown"}
 logger = get_logger("test_framework.timing")
@@ -110,7 +108,7 @@ NULL_TIMER = NullTimer()
 def timer_for(test_id: str) -> TestTimer | NullTimer:
     """Return a timer for the test: a real one only when ``TEST_FRAMEWORK_TIMING`` is on."""
     global _report
-    slowest = slowest_tests_setting()
+    slowest = slowest_tests()
     if slowest is None:
         return NULL_TIMER
     if _report is None:
@@ -120,16 +118,6 @@ def timer_for(test_id: str) -> TestTimer | NullTimer:
 
 
 @functools.cache
-def slowest_tests_setting(environ_value: str | None = None) -> int | None:
-    """Return how many slowest tests to list, or None when timing is off."""
-    raw = (os.environ.get(TIMING_ENV, "") if environ_value is None else environ_value)
-    value = raw.strip().lower()
-    if value in {"", "0", "false", "no", "off"}:
-        return None
-    if value in {"1", "true", "yes", "on"}:
-        return DEFAULT_SLOWEST
-    if value.isdigit():
-        return int(value)
-    raise ConfigurationError(
-        f"{TIMING_ENV} (environment) is {raw!r}; use 1 to report where time went at exit "
-        "(with the 10 slowest tests), a number such as 25 to list that many, or 0 for off")
+def slowest_tests() -> int | None:
+    """Return how many slowest tests to list, or None when timing is off (read once)."""
+    return run_setting("timing").value

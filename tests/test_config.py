@@ -4,7 +4,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from test_framework.config import load_project_settings, database_url_for, Setting
+from test_framework.config import (RUN_KEYS, Setting, database_url_for, load_project_settings,
+                                   parse_bool, run_setting)
 from test_framework.errors import ConfigurationError
 
 
@@ -68,3 +69,37 @@ class TestProjectSettings(unittest.TestCase):
         folder = project_with_setup_cfg(self, "this is not ini\n")
         with self.assertRaisesRegex(ConfigurationError, "cannot be parsed"):
             load_project_settings({}, folder)
+
+
+class TestRunSettings(unittest.TestCase):
+    """Shard, timing and log level: one run's switches, from the environment alone."""
+
+    def test_each_value_with_its_source(self):
+        environ = {"TEST_FRAMEWORK_SHARD": "2/4", "TEST_FRAMEWORK_TIMING": "on",
+                   "TEST_FRAMEWORK_LOG_LEVEL": "info"}
+        self.assertEqual([run_setting(name, environ) for name in RUN_KEYS], [
+            Setting((2, 4), "TEST_FRAMEWORK_SHARD (environment)"),
+            Setting(10, "TEST_FRAMEWORK_TIMING (environment)"),
+            Setting("INFO", "TEST_FRAMEWORK_LOG_LEVEL (environment)")])
+        self.assertEqual([run_setting(name, {"TEST_FRAMEWORK_SHARD": " "}) for name in RUN_KEYS],
+                         [Setting(None, "default")] * 3)
+
+    def test_setup_cfg_does_not_set_them(self):
+        folder = project_with_setup_cfg(self, "[test_framework]\nshard = 9/4\ntiming = soon\n")
+        settings = load_project_settings({}, folder)
+        self.assertFalse(any(hasattr(settings, name) for name in RUN_KEYS))
+
+    def test_bad_log_level_names_variable_and_fix(self):
+        with self.assertRaisesRegex(ConfigurationError, r"^TEST_FRAMEWORK_LOG_LEVEL \(environment\) "
+                                                        r"is 'LOUD', not a logging level; use DEBUG"):
+            run_setting("log_level", {"TEST_FRAMEWORK_LOG_LEVEL": "loud"})
+
+
+class TestParseBool(unittest.TestCase):
+    def test_one_reading_for_every_yes_no_setting(self):
+        self.assertEqual([parse_bool(word) for word in ("1", " Yes", "ON", "true")], [True] * 4)
+        self.assertEqual([parse_bool(word) for word in ("0", "no ", "Off", "FALSE")], [False] * 4)
+        self.assertEqual([parse_bool(word) for word in ("", "2", "maybe")], [None] * 3)
+        self.assertIs(load_project_settings({"TEST_FRAMEWORK_KEEP_DATABASE": "Yes"},
+                                            temporary_folder(self)).keep_database.value, True)
+        self.assertEqual(run_setting("timing", {"TEST_FRAMEWORK_TIMING": "Yes"}).value, 10)

@@ -5,8 +5,9 @@ import io
 import logging
 import unittest
 
+from test_framework.config import run_setting
 from test_framework.errors import ConfigurationError
-from test_framework.log import configure_from_environment, get_logger, mask_url
+from test_framework.log import configure_stderr_handler, get_logger, mask_url
 
 
 class TestMaskUrl(unittest.TestCase):
@@ -17,7 +18,12 @@ class TestMaskUrl(unittest.TestCase):
         self.assertEqual(mask_url("sqlite+aiosqlite:///x.db"), "sqlite+aiosqlite:///x.db")
 
 
-class TestConfigureFromEnvironment(unittest.TestCase):
+def level(raw: str) -> str | None:
+    """The level ``config`` reads from ``TEST_FRAMEWORK_LOG_LEVEL=raw``."""
+    return run_setting("log_level", {"TEST_FRAMEWORK_LOG_LEVEL": raw}).value
+
+
+class TestConfigureStderrHandler(unittest.TestCase):
     def tearDown(self):
         root = logging.getLogger("test_framework")
         for handler in list(root.handlers):
@@ -27,8 +33,8 @@ class TestConfigureFromEnvironment(unittest.TestCase):
         root.propagate = True
 
     def test_level_adds_one_stderr_handler(self):
-        configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "debug"})
-        configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "debug"})
+        configure_stderr_handler(level("debug"))
+        configure_stderr_handler(level("debug"))
         root = logging.getLogger("test_framework")
         ours = [h for h in root.handlers if getattr(h, "_test_framework", False)]
         self.assertEqual(len(ours), 1)
@@ -36,7 +42,7 @@ class TestConfigureFromEnvironment(unittest.TestCase):
 
     def test_bad_level_is_explained(self):
         with self.assertRaisesRegex(ConfigurationError, "TEST_FRAMEWORK_LOG_LEVEL.*'LOUD'"):
-            configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "loud"})
+            level("loud")
 
     def test_get_logger_roots_names_under_test_framework(self):
         self.assertEqual(get_logger("myapp.x").name, "test_framework.myapp.x")
@@ -71,7 +77,7 @@ class TestOneLinePerRecord(unittest.TestCase):
             logging.getLogger().handlers[:] = list(root_handlers)
             if root_prints_to_stderr:
                 logging.getLogger().addHandler(logging.StreamHandler())  # as basicConfig does
-            configure_from_environment({"TEST_FRAMEWORK_LOG_LEVEL": "info"})
+            configure_stderr_handler(level("info"))
             get_logger("test_framework.provision").info("created test database x")
         return captured
 

@@ -1,7 +1,9 @@
 """Deterministic shards: every class in exactly one shard, the same on every machine."""
 
+import os
 import unittest
 
+from test_framework.config import run_setting
 from test_framework.errors import ConfigurationError
 from test_framework.nose2_plugin import _only
 from test_framework.sharding import Shard, current_shard, shard_of
@@ -15,13 +17,20 @@ def classes(count: int) -> list[type]:
 
 class TestSharding(unittest.TestCase):
     def test_parse(self):
-        self.assertIsNone(current_shard({}))
-        self.assertEqual(current_shard({"TEST_FRAMEWORK_SHARD": " 2/4 "}), Shard(2, 4))
+        self.assertIsNone(run_setting("shard", {}).value)
+        self.assertEqual(run_setting("shard", {"TEST_FRAMEWORK_SHARD": " 2/4 "}).value, (2, 4))
+
+    def test_current_shard_reads_the_environment_on_each_call(self):
+        self.addCleanup(os.environ.pop, "TEST_FRAMEWORK_SHARD", None)
+        os.environ.pop("TEST_FRAMEWORK_SHARD", None)
+        self.assertIsNone(current_shard())
+        os.environ["TEST_FRAMEWORK_SHARD"] = "3/5"
+        self.assertEqual(current_shard(), Shard(3, 5))
 
     def test_bad_values_are_explained(self):
         for raw in ("0/4", "5/4", "two/four", "3", "1/0"):
             with self.subTest(raw=raw), self.assertRaises(ConfigurationError) as caught:
-                current_shard({"TEST_FRAMEWORK_SHARD": raw})
+                run_setting("shard", {"TEST_FRAMEWORK_SHARD": raw})
             self.assertIn(f"TEST_FRAMEWORK_SHARD (environment) is {raw!r}", str(caught.exception))
             self.assertIn("e.g. 2/4", str(caught.exception))
 
@@ -46,7 +55,6 @@ class TestSharding(unittest.TestCase):
 
 class TestUnittestSkipsOtherShards(unittest.TestCase):
     def test_other_shards_classes_skip_before_any_database_work(self):
-        import os
         from test_framework import SSotAsyncTestCase
         from tests.support import run_case
 

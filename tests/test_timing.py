@@ -3,9 +3,9 @@
 import re
 import unittest
 
+from test_framework.config import run_setting
 from test_framework.errors import ConfigurationError
-from test_framework.timing import (NULL_TIMER, PHASES, TimingReport, slowest_tests_setting,
-                                   timer_for)
+from test_framework.timing import NULL_TIMER, PHASES, TimingReport, slowest_tests, timer_for
 from tests.functional.example_runs import ROOT, run_suite
 
 SCENARIO = "tests.functional.scenarios.timed"
@@ -37,16 +37,21 @@ class TestReport(unittest.TestCase):
         self.assertEqual(len(lines), 8)
 
     def test_setting_values(self):
-        self.assertIsNone(slowest_tests_setting(""))
-        self.assertIsNone(slowest_tests_setting("off"))
-        self.assertEqual(slowest_tests_setting("1"), 10)
-        self.assertEqual(slowest_tests_setting(" 25 "), 25)
+        def slowest(raw):
+            return run_setting("timing", {"TEST_FRAMEWORK_TIMING": raw}).value
+
+        self.assertIsNone(slowest(""))
+        self.assertIsNone(slowest("off"))
+        self.assertEqual(slowest("1"), 10)
+        self.assertEqual(slowest(" 25 "), 25)
+        self.assertEqual(run_setting("timing", {"TEST_FRAMEWORK_TIMING": "3"}).source,
+                         "TEST_FRAMEWORK_TIMING (environment)")
         with self.assertRaisesRegex(ConfigurationError, r"TEST_FRAMEWORK_TIMING \(environment\) "
                                                         r"is 'fast'; use 1 to report"):
-            slowest_tests_setting("fast")
+            slowest("fast")
 
     def test_off_by_default_with_a_timer_that_does_nothing(self):
-        self.assertIsNone(slowest_tests_setting())
+        self.assertIsNone(slowest_tests())
         self.assertIs(timer_for("t.x"), NULL_TIMER)
 
 

@@ -19,8 +19,9 @@ from sqlalchemy import MetaData
 
 from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
+from test_framework.config import run_setting
 from test_framework.errors import ConfigurationError
-from test_framework.log import configure_from_environment, current_test_id, get_logger
+from test_framework.log import configure_stderr_handler, current_test_id, get_logger
 from test_framework.provision import drop_databases_now
 from test_framework.provision.worker_exit import watch_forked_workers
 from test_framework.sharding import shard_skip_reason
@@ -139,7 +140,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             raise trimmed(exc)
 
     async def _ssot_set_up(self) -> None:
-        configure_from_environment()
+        configure_stderr_handler(run_setting("log_level").value)
         skip_reason = early_skip_reason(self) or shard_skip_reason(type(self))
         if skip_reason:
             raise unittest.SkipTest(skip_reason)

@@ -20,8 +20,9 @@ from typing import Any, Callable
 from sqlalchemy import MetaData
 
 from test_framework.backends import backend_for
-from test_framework.config import class_file_setting, database_url_for, project_settings
-from test_framework.log import configure_from_environment, current_test_id
+from test_framework.config import (class_file_setting, database_url_for, project_settings,
+                                   run_setting)
+from test_framework.log import configure_stderr_handler, current_test_id
 from test_framework.provision.migration_cache import (cache_path, passed_before,
                                                       remember_pass)
 from test_framework.provision.migration_checks import (MigrationProject, check_migrations,
@@ -127,7 +128,7 @@ class MigrationTestCase(unittest.TestCase):
                           "(test_upgrade_downgrade_round_trip says where)")
 
     def _ssot_read_project(self) -> MigrationProject:
-        configure_from_environment()
+        configure_stderr_handler(run_setting("log_level").value)
         import_alembic(type(self))
         return MigrationProject(class_file_setting(type(self), "alembic_ini"))
 

@@ -21,9 +21,9 @@ import sys
 import unittest
 
 from test_framework.backends import backend_for
-from test_framework.config import database_url_for, project_settings
+from test_framework.config import database_url_for, project_settings, run_setting
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError, last_cause
-from test_framework.log import configure_from_environment, get_logger
+from test_framework.log import configure_stderr_handler, get_logger
 from test_framework.sharding import current_shard
 
 __unittest = True  # frames here are never the user's problem
@@ -36,7 +36,7 @@ CHECKED_ATTRIBUTE = "_ssot_settings_checked"
 def check_settings(test: unittest.TestCase) -> None:
     """Raise ``ConfigurationError`` for a bad setting or URL (the URL once per class that runs)."""
     project_settings()
-    configure_from_environment()
+    configure_stderr_handler(run_setting("log_level").value)
     current_shard()
     test_class = type(test)
     if test_class.__dict__.get(CHECKED_ATTRIBUTE):

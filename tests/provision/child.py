@@ -15,9 +15,9 @@ import time
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect
 
 from test_framework.backends import backend_for
-from test_framework.config import project_settings
+from test_framework.config import project_settings, run_setting
 from test_framework.engines import create_engine
-from test_framework.log import configure_from_environment
+from test_framework.log import configure_stderr_handler
 from test_framework.provision import provisioned_database
 from test_framework.provision.schema import MetadataSchema
 
@@ -47,7 +47,7 @@ def main() -> int:
     parser.add_argument("--exit", type=int, default=0)
     parser.add_argument("--hold", type=float, default=0)
     args = parser.parse_args()
-    configure_from_environment()
+    configure_stderr_handler(run_setting("log_level").value)
     backend = backend_for(project_settings().database_url)
     database = asyncio.run(provisioned_database(
         backend, schema(args.table, args.extra_column),
