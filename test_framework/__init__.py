@@ -1,13 +1,46 @@
-"""test_framework: unittest base classes for tests against real databases via async SQLAlchemy."""
+"""test_framework: unittest base classes for tests against real databases via async SQLAlchemy.
 
-from test_framework.skips import (skip_if_postgres, skip_if_sqlite, skip_unless_feature,
-                                  skip_unless_postgres, skip_unless_sqlite)
-from test_framework.ssot.async_test_case import SSotAsyncTestCase
-from test_framework.ssot.async_test_helpers import AsyncTestDatabase
-from test_framework.ssot.base_test_case import SSotBaseTestCase
-from test_framework.ssot.migration_test_case import MigrationTestCase
+The public names are imported on first use (PEP 562), so ``import
+test_framework`` (as the pytest plugin does in every pytest run) loads neither
+SQLAlchemy nor sqlglot until a test class or helper is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from test_framework.shuffle import install_for_unittest
+
+install_for_unittest()  # TEST_FRAMEWORK_SHUFFLE under python -m unittest (see shuffle.py)
 
 __version__ = "0.1.0"
 __all__ = ["AsyncTestDatabase", "MigrationTestCase", "SSotAsyncTestCase", "SSotBaseTestCase",
            "__version__", "skip_if_postgres", "skip_if_sqlite", "skip_unless_feature",
            "skip_unless_postgres", "skip_unless_sqlite"]
+_HOMES = {"AsyncTestDatabase": "ssot.async_test_helpers", "MigrationTestCase":
+          "ssot.migration_test_case", "SSotAsyncTestCase": "ssot.async_test_case",
+          "SSotBaseTestCase": "ssot.base_test_case", **dict.fromkeys(
+              ["skip_if_postgres", "skip_if_sqlite", "skip_unless_feature",
+               "skip_unless_postgres", "skip_unless_sqlite"], "skips")}
+
+if TYPE_CHECKING:
+    from test_framework.skips import (skip_if_postgres, skip_if_sqlite, skip_unless_feature,
+                                      skip_unless_postgres, skip_unless_sqlite)
+    from test_framework.ssot.async_test_case import SSotAsyncTestCase
+    from test_framework.ssot.async_test_helpers import AsyncTestDatabase
+    from test_framework.ssot.base_test_case import SSotBaseTestCase
+    from test_framework.ssot.migration_test_case import MigrationTestCase
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module the first time the name is used."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'test_framework' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"test_framework.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

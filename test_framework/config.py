@@ -30,6 +30,7 @@ ENVIRONMENT_KEYS = {
     "statement_timeout": "TEST_FRAMEWORK_STATEMENT_TIMEOUT",
     "leftover_rows": "TEST_FRAMEWORK_LEFTOVER_ROWS",
     "keep_database": "TEST_FRAMEWORK_KEEP_DATABASE",
+    "keep_failed": "TEST_FRAMEWORK_KEEP_FAILED",
     "n_plus_one": "TEST_FRAMEWORK_N_PLUS_ONE",
     "n_plus_one_threshold": "TEST_FRAMEWORK_N_PLUS_ONE_THRESHOLD",
     "update_snapshots": "TEST_FRAMEWORK_UPDATE_SNAPSHOTS",
@@ -40,7 +41,7 @@ ENVIRONMENT_KEYS = {
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
             "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn",
-            "keep_database": False, "n_plus_one": "warn", "n_plus_one_threshold": 10,
+            "keep_database": False, "keep_failed": False, "n_plus_one": "warn", "n_plus_one_threshold": 10,
             "update_snapshots": False, "shard": None, "timing": None, "log_level": None,
             "shuffle": None}
 # Switches for one run on one machine: read from the environment alone (never setup.cfg),
@@ -75,6 +76,7 @@ class ProjectSettings:
     statement_timeout: Setting
     leftover_rows: Setting
     keep_database: Setting
+    keep_failed: Setting
     n_plus_one: Setting
     n_plus_one_threshold: Setting
     update_snapshots: Setting
@@ -116,6 +118,7 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
         statement_timeout=_as_seconds(values["statement_timeout"]),
         leftover_rows=values["leftover_rows"],
         keep_database=_as_bool(values["keep_database"]),
+        keep_failed=_as_bool(values["keep_failed"]),
         n_plus_one=_as_policy(values["n_plus_one"]),
         n_plus_one_threshold=_as_count(values["n_plus_one_threshold"]),
         update_snapshots=_as_bool(values["update_snapshots"]),
@@ -158,6 +161,14 @@ def class_setting(test_class: type, name: str) -> Setting:
         return getattr(project_settings(), name)
     checks = {"n_plus_one": _as_policy, "n_plus_one_threshold": _as_count}
     return checks[name](Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
+
+
+def class_switch(test_class: type, name: str, default: bool) -> Setting:
+    """Resolve a yes/no class attribute (``reset_sequences``): its value, else ``default``."""
+    value = getattr(test_class, name, None)
+    if value is None:
+        return Setting(default, DEFAULT_SOURCE)
+    return _as_bool(Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
 
 
 PROJECT_MARKERS = ("setup.cfg", "pyproject.toml")

@@ -17,7 +17,9 @@ each worker's databases as it ends or is terminated, plugin or not
 nose2 stops a worker.
 
 With ``TEST_FRAMEWORK_SHARD=2/4`` only the second quarter of the test
-classes is loaded (see ``test_framework.sharding``).
+classes is loaded (see ``test_framework.sharding``). With
+``TEST_FRAMEWORK_SHUFFLE=<seed>`` or ``random`` the loaded suite runs in a
+seeded order, classes kept together (see ``test_framework.shuffle``).
 
 A worker whose nose2 process dies, even by ``kill -9``, ends itself and drops
 its databases: it holds both ends of nose2's pipe, so it would otherwise wait
@@ -44,6 +46,7 @@ from test_framework.errors import ConfigurationError
 from test_framework.provision import drop_databases_now
 from test_framework.provision.worker_exit import EXIT_PRIORITY, drop_and_die
 from test_framework.sharding import current_shard
+from test_framework.shuffle import current_seed, ordered_suite
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PARENT_POLL = 0.5
@@ -69,10 +72,13 @@ class TestFrameworkPlugin(Plugin):
     def startTestRun(self, event):
         try:
             shard = current_shard()
+            seed = current_seed()
         except ConfigurationError as exc:
             sys.exit(f"error: {exc}")  # the message alone, not nose2's internal-error trace
         if shard is not None:
             event.suite = _only(event.suite, shard)
+        if seed is not None:
+            event.suite = ordered_suite(event.suite, seed)
 
 
 def _terminate_when_orphaned() -> None:

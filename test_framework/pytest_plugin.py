@@ -4,7 +4,9 @@ Under pytest-xdist every worker provisions its own database (named with the
 worker id, e.g. ``test_app_gw0_…``); this plugin drops it when the worker's
 session ends. With ``TEST_FRAMEWORK_SHARD=2/4`` only this machine's test
 classes are collected; combine it with xdist (``-n 4``) to use every core of
-every machine. When the database server cannot be reached, or a setting is
+every machine. With ``TEST_FRAMEWORK_SHUFFLE=<seed>`` or ``random`` the
+collected items run in a seeded order, each class's tests together (see
+``test_framework.shuffle``). When the database server cannot be reached, or a setting is
 unusable (a sync driver in the URL), the session stops after the first error
 instead of failing every test the same way; that failure shows the message
 first and the driver's innermost error, without the framework's frames.
@@ -17,10 +19,36 @@ import pytest
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError
 from test_framework.provision import drop_databases_now
 from test_framework.sharding import current_shard
+from test_framework.shuffle import current_seed, ordered
 from test_framework.ssot.stop_run import STOPS_THE_RUN, summary
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Pick a ``random`` seed here, once: xdist workers, started later, inherit it."""
+    if not hasattr(config, "workerinput"):
+        _seed(config)
+
+
+def _seed(config) -> int | None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        return current_seed(announce=reporter.write_line) if reporter else current_seed()
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _describe(item) -> tuple[str, str, str]:
+    module = getattr(item, "module", None)
+    test_class = getattr(item, "cls", None)
+    return (module.__name__ if module else item.nodeid.partition("::")[0],
+            test_class.__qualname__ if test_class else "", item.name)
+
+
 def pytest_collection_modifyitems(config, items):
+    seed = _seed(config)
+    if seed is not None:
+        items[:] = ordered(items, seed, _describe)
     try:
         shard = current_shard()
     except ConfigurationError as exc:
