@@ -36,6 +36,16 @@ class SchemaBuildError(TestFrameworkError):
     """Building the schema (metadata, SQL file or migrations) into a template failed."""
 
 
+class SandboxError(TestFrameworkError):
+    """Application code used a sandboxed engine or sessionmaker in a way the sandbox cannot keep
+    inside the test's isolation (another event loop, a session bound straight to the engine)."""
+
+
+class DeferredConstraintError(TestFrameworkError):
+    """A test left a violation that only a commit checks (a deferred foreign key), so its
+    rollback would have hidden an error a real commit raises."""
+
+
 def last_cause(exc: BaseException) -> BaseException:
     """Return the innermost cause of ``exc``, without its traceback, to chain from.
 

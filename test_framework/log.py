@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL, make_url
+if TYPE_CHECKING:  # imported where used: config imports this module, and the pytest
+    from sqlalchemy.engine import URL  # plugin config, in runs that never touch a database
 
 ROOT_NAME = "test_framework"
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(test_id)s] %(message)s"
@@ -80,12 +82,30 @@ USERINFO = re.compile(r"(://\s*[^/\s:@'\"]*:)([^@\s'\"]*)@")
 
 def mask_url(url: str | URL) -> str:
     """Render a database URL with every password (userinfo or query) replaced by ``***``."""
+    from sqlalchemy.engine import URL, make_url
+
     if isinstance(url, URL):
         return mask_secrets(url.render_as_string(hide_password=True))
     try:
         return mask_secrets(make_url(url).render_as_string(hide_password=True))
     except Exception:
         return mask_secrets(str(url))
+
+
+class MaskedUrl(str):
+    """A database URL whose ``str()`` is the real one (to hand a subprocess) and whose
+    ``repr()`` hides the password, so a test's locals and failure messages never show it."""
+
+    __slots__ = ()
+
+    def __new__(cls, url: str | URL) -> "MaskedUrl":
+        from sqlalchemy.engine import URL
+
+        text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+        return super().__new__(cls, text)
+
+    def __repr__(self) -> str:
+        return repr(mask_url(str(self)))
 
 
 def mask_secrets(text: str) -> str:

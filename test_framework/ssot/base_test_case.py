@@ -21,7 +21,8 @@ from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
 from test_framework.config import run_setting
 from test_framework.errors import ConfigurationError
-from test_framework.log import configure_stderr_handler, current_test_id, get_logger
+from test_framework.log import (MaskedUrl, configure_stderr_handler, current_test_id,
+                                get_logger)
 from test_framework.provision import drop_databases_now
 from test_framework.provision.worker_exit import watch_forked_workers
 from test_framework.sharding import shard_skip_reason
@@ -34,6 +35,7 @@ from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_ta
 from test_framework.ssot.class_resources import class_resources
 from test_framework.ssot.legacy_helpers import LegacyHelpers
 from test_framework.ssot.query_capture import QueryAssertions
+from test_framework.ssot.sandbox import sandbox_for
 from test_framework.ssot.stop_run import (STOPS_THE_RUN, check_settings, report_before_start,
                                           stop, trimmed)
 from test_framework.timing import NULL_TIMER, timer_for
@@ -42,7 +44,8 @@ __unittest = True  # keep these frames out of users' failure tracebacks
 
 framework_logger = get_logger("test_framework.lifecycle")
 XUNIT_HOOKS = ("setup_method", "teardown_method")
-SET_UP_ATTRIBUTES = {"db", "session", "session_factory", "engine", "logger"}
+SET_UP_ATTRIBUTES = {"db", "session", "session_factory", "engine", "logger",
+                     "test_database_url"}
 
 
 class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.TestCase):
@@ -163,6 +166,10 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         self.session = self._ssot_sessions.session
         self.session_factory = self._ssot_sessions.session_factory
         self.db = self._ssot_sessions.db
+        self.test_database_url = MaskedUrl(resources.database.url)
+        sandbox = sandbox_for(type(self), resources, self.session_factory)  # ssot/sandbox.py
+        self.addCleanup(sandbox.restore)
+        sandbox.apply()
         resources.current_metrics = self._ssot_metrics
         self._ssot_watch_queries()  # the N+1 detector (ssot/query_capture.py)
         skip_reason = await server_skip_reason(type(self), self.engine)
