@@ -27,6 +27,7 @@ from test_framework.backends.base import (Backend, DatabaseRecord, run_id, run_l
                                           run_lock_key, run_of)
 from test_framework.backends.savepoints import name_savepoints_by_depth
 from test_framework.log import get_logger
+from test_framework.greenlet_bridge import await_from_sync
 
 logger = get_logger(__name__)
 
@@ -290,7 +291,7 @@ class PostgreSQLBackend(Backend):
         """
         try:
             waiter = connection.connection.driver_connection.get_server_pid()
-            rows = _await(self._sessions_in_transaction(connection.engine.url, waiter))
+            rows = await_from_sync(self._sessions_in_transaction(connection.engine.url, waiter))
         except Exception:
             return "Find the holder with SELECT pid, state, query FROM pg_stat_activity."
         held = "; ".join(f"pid {pid} ({state}, transaction open {age:.1f}s, last statement: "
@@ -417,12 +418,6 @@ async def _wait_for(admin: AsyncConnection, key: str, statement) -> None:
 
 def _lock_parameters(key: str) -> dict:
     return {"namespace": LOCK_NAMESPACE, "key": key}
-
-
-def _await(awaitable):
-    """SQLAlchemy's bridge from its greenlet back to the event loop (await_only before 2.1)."""
-    from sqlalchemy import util
-    return (getattr(util, "await_", None) or util.await_only)(awaitable)
 
 
 def _sqlstate(exc: BaseException | None) -> str | None:

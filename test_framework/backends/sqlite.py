@@ -47,6 +47,7 @@ from test_framework.backends import sqlite_interrupts
 from test_framework.backends.base import Backend, DatabaseRecord
 from test_framework.interrupts import on_interrupt
 from test_framework.log import get_logger
+from test_framework.greenlet_bridge import await_from_sync
 
 logger = get_logger(__name__)
 
@@ -386,7 +387,7 @@ def _begin_before_write(connection, statement: str, context, *, lock_timeout: fl
         return
     info = connection.info  # the pooled connection's: shared by every task using it
     while (sending := info.get(BEGIN_SENDING)) is not None:
-        _await(sending.wait())
+        await_from_sync(sending.wait())
     if connection.connection.driver_connection.in_transaction:
         return
     sending = info[BEGIN_SENDING] = asyncio.Event()
@@ -414,9 +415,3 @@ def _is_read(statement: str, context) -> bool:
         return True
     word = _FIRST_WORD.match(statement)
     return word is not None and word.group(1).upper() in NO_BEGIN_NEEDED
-
-
-def _await(awaitable):
-    """SQLAlchemy's bridge from its greenlet back to the event loop (await_only before 2.1)."""
-    from sqlalchemy import util
-    return (getattr(util, "await_", None) or util.await_only)(awaitable)

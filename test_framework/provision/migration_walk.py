@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, NamedTuple
 
-from sqlalchemy import util
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from test_framework.errors import SchemaBuildError
+from test_framework.greenlet_bridge import await_from_sync
 
 if TYPE_CHECKING:  # migration_checks imports this module
     from test_framework.provision.migration_checks import MigrationProject
@@ -145,7 +145,7 @@ class Walk:
             return
         savepoint = connection.begin_nested()
         try:
-            _await(self.hook(action.revision.revision, action.phase, self.connection))
+            await_from_sync(self.hook(action.revision.revision, action.phase, self.connection))
         except Exception as exc:
             savepoint.rollback()
             self._data_failed(action, exc)
@@ -231,11 +231,6 @@ def _check_arrived(connection, project: MigrationProject, revision) -> None:
             "and migrated some other database (check the one your settings name). No "
             "downgrade was run. Let env.py take what it is given: connectable = "
             "config.attributes.get('connection') (README: Alembic and env.py)")
-
-
-def _await(awaitable: Awaitable) -> Any:
-    """Await from the sync code SQLAlchemy's run_sync runs (await_only before 2.1)."""
-    return (getattr(util, "await_", None) or util.await_only)(awaitable)
 
 
 def _error(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from test_framework.log import get_logger
 
 logger = get_logger(__name__)
 RUNNER_ATTRIBUTE = "_ssot_runner"
+TASK_GRACE = 1.0  # seconds a task the test started may run on after the test's body
 
 
 class ClassRunner:
@@ -161,26 +162,38 @@ def close_class_runner(test_class: type) -> None:
 def cancel_leftover_tasks(runner: ClassRunner, test_id: str) -> None:
     """Cancel tasks still on the class loop after a test (e.g. made by its cleanups)."""
     if any(not task.done() for task in asyncio.all_tasks(runner.get_loop())):
-        runner.run(cancel_other_tasks(test_id))
+        runner.run(cancel_other_tasks(test_id, grace=0))
 
 
-async def cancel_other_tasks(test_id: str) -> None:
-    """Cancel tasks a test left running before teardown touches the connection they use.
+async def cancel_other_tasks(test_id: str, *, grace: float = TASK_GRACE) -> None:
+    """Let tasks the test started finish, briefly; cancel the rest before teardown.
 
-    A task still running application code would otherwise race the
-    teardown's ROLLBACK on the same connection ("another operation is in
-    progress").
+    Application code starts tasks it never awaits (a handler's fire-and-forget
+    ``create_task``). They run inside the test's isolation while the test
+    runs, and get ``grace`` seconds more at teardown, so their work is undone
+    with the test's. One still running then would race the teardown's
+    ROLLBACK on the same connection ("another operation is in progress"), so
+    it is cancelled, with a warning naming the test. One that failed is
+    reported, since nobody else will retrieve its error.
     """
     current = asyncio.current_task()
     leftovers = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
     if not leftovers:
         return
-    warnings.warn(f"{test_id} left {len(leftovers)} task(s) running: "
-                  f"{[task.get_coro() for task in leftovers]!r}; they were cancelled",
+    done, running = await asyncio.wait(leftovers, timeout=grace)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            warnings.warn(f"{test_id} started a task that failed after the test's body: "
+                          f"{task.get_coro()!r} raised {task.exception()!r}",
+                          RuntimeWarning, stacklevel=2)
+    if not running:
+        return
+    warnings.warn(f"{test_id} left {len(running)} task(s) running {grace:g}s after its body "
+                  f"ended: {[task.get_coro() for task in running]!r}; they were cancelled",
                   ResourceWarning, stacklevel=2)
-    for task in leftovers:
+    for task in running:
         task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 class ClassLoopHooks:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, AsyncTransaction
 
+from test_framework.config import Timeouts
 from test_framework.errors import ConfigurationError, DatabaseUnavailableError, last_cause
 from test_framework.log import current_test_id, mask_url
 from test_framework.backends import require_test_connection
@@ -71,6 +72,8 @@ class RollbackIsolation:
         self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
         share_savepoints(engine)
         self.teardown_bound = teardown_bound(backend)
+        # How long a task may wait for its turn on the connection (ssot/session_tasks.py).
+        self.turn_bound = backend.timeouts.lock if backend is not None else Timeouts.lock
         self._connection: AsyncConnection | None = None
         self._collect_before_connecting = False
         self._class_transaction: AsyncTransaction | None = None
@@ -109,6 +112,7 @@ class RollbackIsolation:
     def _sessions(self, outer: AsyncTransaction | None, helper_options: dict, *,
                   label: str = "self.session") -> TestSessions:
         factory = RecordingSessionmaker(self._connection, shared=True,
+                                        turn_bound=self.turn_bound,
                                         join_transaction_mode="create_savepoint",
                                         **self.session_options)
         session = factory()

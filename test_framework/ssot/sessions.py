@@ -28,6 +28,7 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from test_framework.config import Timeouts
 from test_framework.errors import ConfigurationError
 from test_framework.ssot.session_tasks import ConcurrentSessionsError
 from test_framework.ssot.shared_savepoints import (LABEL_KEY, RollbackConflictError,
@@ -75,10 +76,12 @@ class RecordingSessionmaker(async_sessionmaker):
     sessions' savepoints go through a ``SharedSavepoints`` on it.
     """
 
-    def __init__(self, bind, *, shared: bool = False, **options) -> None:
+    def __init__(self, bind, *, shared: bool = False, turn_bound: float = Timeouts.lock,
+                 **options) -> None:
         super().__init__(bind, **options)
         self.sessions: list[AsyncSession] = []
-        self.savepoints = SharedSavepoints(bind.sync_connection) if shared else None
+        self.savepoints = (SharedSavepoints(bind.sync_connection, turn_bound=turn_bound)
+                           if shared else None)
 
     def __call__(self, **local_kw) -> AsyncSession:
         session = super().__call__(**local_kw)

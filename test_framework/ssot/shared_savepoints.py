@@ -51,7 +51,9 @@ from sqlalchemy.orm import Session
 
 from test_framework.errors import TestFrameworkError
 from test_framework.log import get_logger
-from test_framework.ssot.session_tasks import SessionTask, check_overlap
+from test_framework.greenlet_bridge import await_from_sync
+from test_framework.ssot.session_tasks import (ConcurrentSessionsError, ConnectionTurns, Holder,
+                                              SessionTask, shared_session)
 
 logger = get_logger(__name__)
 LEDGER_KEY = "test_framework_shared_savepoints"
@@ -105,7 +107,7 @@ class _Mark:
 class SharedSavepoints:
     """What each session's commit or rollback sends to the one connection (module docstring)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, turn_bound: float) -> None:
         self.connection = connection
         self.marks: list[_Mark] = []
         self.log: list[Session | None] = []  # who wrote (or failed), statement by statement
@@ -114,6 +116,8 @@ class SharedSavepoints:
         self.outcomes: dict[Session, str] = {}
         self.running: tuple[Any, Session] | None = None  # (greenlet, session)
         self.discarding = False
+        self.busy: dict[Session, tuple[Any, SessionTask]] = {}  # the call running each session
+        self.turns = ConnectionTurns(self._holders, bound=turn_bound)
         connection.info[LEDGER_KEY] = self
 
     def detach(self) -> None:
@@ -122,9 +126,10 @@ class SharedSavepoints:
         if not (connection.closed or connection.invalidated) \
                 and connection.info.get(LEDGER_KEY) is self:
             del connection.info[LEDGER_KEY]
-        for kept in (self.marks, self.log, self.by_name, self.open, self.outcomes):
+        for kept in (self.marks, self.log, self.by_name, self.open, self.outcomes, self.busy):
             kept.clear()
         self.running = None
+        self.turns.changed()  # a task still waiting goes on: there is nothing left to wait for
 
     def watch(self, session: Session) -> None:
         """Follow ``session``: its savepoints, the statements it runs, its task."""
@@ -149,10 +154,12 @@ class SharedSavepoints:
         self.open.append(savepoint)
         if root is None:
             self.outcomes[session] = "still open"
+            self.turns.changed()
         self.running = (getcurrent(), session)
 
     def _runs(self, session: Session) -> None:
         """Before ``session`` runs SQL: credit it, and renew its savepoint if others wrote."""
+        self._one_task_at_a_time(session)
         self.running = (getcurrent(), session)
         newest = self._newest(session)
         if newest is None or self._first_write(newest) is not None:
@@ -167,18 +174,37 @@ class SharedSavepoints:
     def statement(self, statement: str, context) -> None:
         kind = _kind(statement, context)
         if kind != "end":
-            check_overlap((savepoint.task, _label(savepoint.session))
-                          for savepoint in self.open if savepoint.root is None)
+            self.take_turn(opening=kind == "savepoint")
         if kind == "write":
             self.log.append(self._writer())
 
+    def take_turn(self, *, opening: bool) -> None:
+        """Wait until the running task may use the connection (``session_tasks.py``)."""
+        self.turns.take(session=self._running_session(), opening=opening,
+                        wait=await_from_sync)
+
     def failed(self, statement: str, context) -> None:
-        if _kind(statement, context) in ("read", "write"):
+        kind = _kind(statement, context)
+        if kind in ("read", "write"):
             self.log.append(self._writer())
+        elif kind == "savepoint":
+            self.turns.changed()  # the session it would have begun holds nothing
 
     # -- ends -------------------------------------------------------------------
 
     def release(self, name: str, sql: SavepointSql) -> None:
+        try:
+            self._release(name, sql)
+        finally:  # only now, with the connection idle, may a waiting task go on
+            self.turns.changed()
+
+    def rollback(self, name: str, sql: SavepointSql) -> None:
+        try:
+            self._rollback(name, sql)
+        finally:
+            self.turns.changed()
+
+    def _release(self, name: str, sql: SavepointSql) -> None:
         savepoint, mark = self.by_name.get(name), self._mark(name)
         if savepoint is not None:
             _end_newest_first(savepoint.transaction)
@@ -189,7 +215,7 @@ class SharedSavepoints:
             return sql.release(name)  # made before this test's sessions: as asked
         self._release_ended(sql)
 
-    def rollback(self, name: str, sql: SavepointSql) -> None:
+    def _rollback(self, name: str, sql: SavepointSql) -> None:
         savepoint, mark = self.by_name.get(name), self._mark(name)
         if savepoint is None:
             return self._roll_back_to(mark, sql) if mark else sql.rollback_to(name)
@@ -252,6 +278,28 @@ class SharedSavepoints:
                    if not (writer is savepoint.session and index >= savepoint.begin)]
         return list(dict.fromkeys(writers))
 
+    def _holders(self) -> list[Holder]:
+        return [Holder(savepoint.task, savepoint.session, _label(savepoint.session))
+                for savepoint in self.open if savepoint.root is None]
+
+    def _running_session(self) -> Session | None:
+        running = self.running
+        return running[1] if running is not None and running[0] is getcurrent() else None
+
+    def _one_task_at_a_time(self, session: Session) -> None:
+        """Refuse a second task's call on ``session`` while a first task's is still running.
+
+        SQLAlchemy runs each call of an ``AsyncSession`` in a greenlet of its
+        own, alive until the call returns: a live one of another task is use
+        at the same moment, which would corrupt the session's state.
+        """
+        me, busy = SessionTask.current(), self.busy.get(session)
+        if busy is not None and busy[0] is not getcurrent() and not busy[0].dead \
+                and busy[1].task is not me.task and busy[1].live():
+            raise ConcurrentSessionsError(shared_session(me, Holder(busy[1], session,
+                                                                    _label(session))))
+        self.busy[session] = (getcurrent(), me)
+
     def _writer(self) -> Session | None:
         """The session running now: its event said so on this greenlet, else the newest open."""
         running = self.running
@@ -288,8 +336,10 @@ def share_savepoints(engine: AsyncEngine) -> None:
     rollback_to = dialect.do_rollback_to_savepoint
 
     def do_savepoint(connection, name):
-        savepoint(connection, name)
         if (ledger := connection.info.get(LEDGER_KEY)) is not None:
+            ledger.take_turn(opening=True)  # before the name: hooks beneath count depth
+        savepoint(connection, name)
+        if ledger is not None:
             ledger.made(name)
 
     def do_release_savepoint(connection, name):
