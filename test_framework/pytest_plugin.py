@@ -10,17 +10,21 @@ collected items run in a seeded order, each class's tests together (see
 unusable (a sync driver in the URL), the session stops after the first error
 instead of failing every test the same way; that failure shows the message
 first and the driver's innermost error, without the framework's frames.
+
+pytest loads this plugin in every run, also of suites that never use the
+framework, so only light modules are imported here (settings, errors); the
+database code is imported by the hooks that need it, if ever.
 """
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from test_framework.errors import ConfigurationError, DatabaseUnavailableError
-from test_framework.provision import drop_databases_now
+from test_framework.errors import ConfigurationError, DatabaseUnavailableError, TestFrameworkError
 from test_framework.sharding import current_shard
 from test_framework.shuffle import current_seed, ordered
-from test_framework.ssot.stop_run import STOPS_THE_RUN, summary
 
 
 @pytest.hookimpl(trylast=True)
@@ -68,7 +72,11 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_makereport(item, call):
     """Stop the session at an error every test would repeat, as unittest and nose2 do."""
     outcome = yield
-    if call.excinfo is None or not call.excinfo.errisinstance(STOPS_THE_RUN):
+    if call.excinfo is None or not call.excinfo.errisinstance(TestFrameworkError):
+        return  # only the framework's own errors stop the run: no need to import it
+    from test_framework.ssot.stop_run import STOPS_THE_RUN, summary
+
+    if not call.excinfo.errisinstance(STOPS_THE_RUN):
         return
     error = call.excinfo.value
     outcome.get_result().longrepr = summary(error)
@@ -78,4 +86,6 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_unconfigure(config):
-    drop_databases_now()
+    provision = sys.modules.get("test_framework.provision")
+    if provision is not None:  # not imported: this process made no database to drop
+        provision.drop_databases_now()
