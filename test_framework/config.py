@@ -41,7 +41,8 @@ ENVIRONMENT_KEYS = {
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
             "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn",
-            "keep_database": False, "keep_failed": False, "n_plus_one": "warn", "n_plus_one_threshold": 10,
+            "keep_database": False, "keep_failed": False, "n_plus_one": "warn",
+            "n_plus_one_threshold": 10,
             "update_snapshots": False, "shard": None, "timing": None, "log_level": None,
             "shuffle": None}
 # Switches for one run on one machine: read from the environment alone (never setup.cfg),

@@ -257,6 +257,28 @@ class Backend:
         """Run a SQL file's text (several statements) through the driver."""
         raise NotImplementedError
 
+    async def relax_foreign_keys(self, connection: AsyncConnection) -> None:
+        """Check foreign keys as late as the backend allows on this new connection
+        (rows copied table by table into a failed test's kept state)."""
+
+    # -- what rollback isolation adds to each test ------------------------------------
+
+    async def reset_sequences(self, connection: AsyncConnection) -> None:
+        """Make the next generated id of each table the one a fresh table would give.
+
+        Runs in the test's transaction, before the test (``reset_sequences``).
+        """
+
+    async def deferred_violation(self, connection: AsyncConnection) -> str | None:
+        """Describe a constraint the transaction violates that only a commit would check.
+
+        Asked before a test's transaction is rolled back, so a violation that
+        a real commit would raise fails the test (``check_deferred_constraints``).
+        None when there is none, or the transaction cannot be checked (already
+        failed: the test saw that error).
+        """
+        return None
+
     # -- connections ----------------------------------------------------------------
 
     def engine_options(self, url: URL) -> dict[str, Any]:

@@ -36,6 +36,7 @@ LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 OBJECT_IN_USE = "55006"
 INSUFFICIENT_PRIVILEGE = "42501"
+INTEGRITY_CLASS = "23"  # foreign key, unique, check, exclusion violations
 CONNECTION_CLASSES = {"08", "28", "3D"}  # connection, authorization, unknown database
 COMMAND_TIMEOUT_MARGIN = 2.0  # seconds past statement_timeout before the client gives up
 DIALECT = postgresql.dialect()
@@ -54,6 +55,31 @@ UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(:key))")
 UNLOCK_SHARED = text("SELECT pg_advisory_unlock_shared(:namespace, hashtext(:key))")
 LOCK_POLL = 0.2
 PROGRESS_EVERY = 10.0
+# Each sequence a column of a table on the search path owns (serial or identity) goes
+# back to what a fresh table would give: after the highest id there, else its START.
+# setval, not ALTER SEQUENCE RESTART: on PostgreSQL 15 both give the test its ids, but
+# RESTART holds a lock until the test's transaction ends, so another connection's insert
+# into that table waits; setval holds none. That setval outlives the rollback does not
+# matter: the next test that asks sets it again.
+RESET_SEQUENCES = """DO $reset$
+DECLARE r record;
+BEGIN
+  FOR r IN
+    SELECT s.oid::regclass AS seq, t.oid::regclass AS tab, a.attname AS col, q.seqstart
+    FROM pg_class s
+    JOIN pg_namespace n ON n.oid = s.relnamespace
+    JOIN pg_sequence q ON q.seqrelid = s.oid
+    JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+         AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+    JOIN pg_class t ON t.oid = d.refobjid
+    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+    WHERE s.relkind = 'S' AND n.nspname = ANY (current_schemas(false))
+  LOOP
+    EXECUTE format('SELECT setval(%L, COALESCE((SELECT max(%I) FROM %s) + 1, %s), false)',
+                   r.seq, r.col, r.tab, r.seqstart);
+  END LOOP;
+END
+$reset$"""
 LIST_TEST_DATABASES = text(
     "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
     "WHERE left(datname, 5) = 'test_' ORDER BY datname")
@@ -239,6 +265,36 @@ class PostgreSQLBackend(Backend):
         raw = await connection.get_raw_connection()
         await raw.driver_connection.execute(script)
 
+    async def relax_foreign_keys(self, connection: AsyncConnection) -> None:
+        """Deferrable keys wait for the commit; the others are met by copying parents first."""
+        await connection.execute(text("SET CONSTRAINTS ALL DEFERRED"))
+
+    async def reset_sequences(self, connection: AsyncConnection) -> None:
+        await connection.exec_driver_sql(RESET_SEQUENCES)
+
+    async def deferred_violation(self, connection: AsyncConnection) -> str | None:
+        """``SET CONSTRAINTS ALL IMMEDIATE`` checks now what COMMIT would check.
+
+        Sent on the driver's connection, past SQLAlchemy's statement events:
+        the sessions' savepoint bookkeeping must not count it as a write. An
+        error outside class 23 (integrity) means the transaction had already
+        failed, which the test saw; nothing is reported then. The rollback that
+        follows undoes the constraint mode with the rest.
+        """
+        def check(sync_connection) -> str | None:
+            cursor = sync_connection.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            except Exception as exc:
+                if not (_sqlstate(exc) or "").startswith(INTEGRITY_CLASS):
+                    return None
+                detail = getattr(_innermost(exc), "detail", None)
+                return f"{_innermost(exc)}" + (f" ({detail})" if detail else "")
+            finally:
+                cursor.close()
+            return None
+        return await connection.run_sync(check)
+
     def engine_options(self, url: URL) -> dict[str, Any]:
         """Bound connects, lock waits and statements, so no test can hang the run.
 
@@ -418,6 +474,13 @@ async def _wait_for(admin: AsyncConnection, key: str, statement) -> None:
 
 def _lock_parameters(key: str) -> dict:
     return {"namespace": LOCK_NAMESPACE, "key": key}
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The driver's own error at the end of a chain (its message names the constraint)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _sqlstate(exc: BaseException | None) -> str | None:

@@ -299,6 +299,65 @@ class SQLiteBackend(Backend):
         raw = await connection.get_raw_connection()
         await raw.driver_connection.executescript(script)
 
+    async def relax_foreign_keys(self, connection: AsyncConnection) -> None:
+        """Turn the connection's foreign keys off, sent before its first transaction
+        (SQLite ignores the pragma inside one), past the BEGIN this module adds."""
+        def foreign_keys_off(sync_connection) -> None:
+            cursor = sync_connection.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA foreign_keys=OFF")
+            finally:
+                cursor.close()
+        await connection.run_sync(foreign_keys_off)
+
+    async def reset_sequences(self, connection: AsyncConnection) -> None:
+        """Bring ``sqlite_sequence`` back to each AUTOINCREMENT table's highest rowid.
+
+        A plain ``INTEGER PRIMARY KEY`` takes the highest rowid + 1 already, and
+        ``sqlite_sequence`` is a table like any other, undone by a rollback: only
+        counters that committed work moved past the table's rows need this. It
+        writes only then, so a test that needs nothing takes no write lock.
+        """
+        found = await connection.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"))
+        if found.first() is None:
+            return
+        quote = connection.dialect.identifier_preparer.quote
+        for name, seq in (await connection.execute(text(
+                "SELECT name, seq FROM sqlite_sequence"))).all():
+            highest = (await connection.execute(text(
+                f"SELECT coalesce(max(rowid), 0) FROM {quote(name)}"))).scalar_one()
+            if seq > highest:
+                await connection.execute(
+                    text("UPDATE sqlite_sequence SET seq = :s WHERE name = :n"),
+                    {"s": highest, "n": name})
+
+    async def deferred_violation(self, connection: AsyncConnection) -> str | None:
+        """``PRAGMA foreign_key_check``, as Django's ``check_constraints`` runs it.
+
+        Only a transaction that wrote (its BEGIN was sent) can hold a violation;
+        read on the driver's connection, past SQLAlchemy's statement events.
+        """
+        def check(sync_connection) -> str | None:
+            if not sync_connection.connection.driver_connection.in_transaction:
+                return None
+            cursor = sync_connection.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA foreign_key_check")
+                violations = cursor.fetchall()[:FOREIGN_KEYS_SHOWN]
+                described = []
+                for table, rowid, parent, key in violations:
+                    cursor.execute(f"PRAGMA foreign_key_list({_quoted(table)})")
+                    columns = [(row[3], row[4]) for row in cursor.fetchall() if row[0] == key]
+                    pairs = ", ".join(f"{table}.{own} -> {parent}.{to or 'rowid'}"
+                                      for own, to in columns)
+                    described.append(f"{table} row {rowid} references a missing {parent} row "
+                                     f"(foreign key {pairs})")
+            finally:
+                cursor.close()
+            return "; ".join(described) or None
+        return await connection.run_sync(check)
+
     def engine_options(self, url: URL) -> dict[str, Any]:
         """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout.
 
@@ -336,6 +395,13 @@ class SQLiteBackend(Backend):
 
     def explain_connect_error(self, exc: BaseException) -> str:
         return "check that the folder of the SQLite file exists and is writable"
+
+
+FOREIGN_KEYS_SHOWN = 5  # violations named in a deferred-constraint failure
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _on_connect(dbapi_connection, connection_record, *, statement_timeout: float) -> None:

@@ -15,7 +15,7 @@ import sys
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from test_framework.backends import backend_for
-from test_framework.config import database_url_for, project_settings
+from test_framework.config import class_switch, database_url_for, project_settings
 from test_framework.engines import create_engine
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
                                    last_cause)
@@ -78,7 +78,10 @@ class ClassResources:
             self.engine, backend=self.backend, metadata=self.metadata,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
             or settings.leftover_rows.value, class_data=self.class_data,
-            session_options=self.session_options)
+            session_options=self.session_options,
+            reset_sequences=class_switch(self.test_class, "reset_sequences", False).value,
+            check_deferred_constraints=class_switch(
+                self.test_class, "check_deferred_constraints", True).value)
 
     def _class_data_hook(self):
         """The class's ``asyncSetUpTestData``, if it overrides the framework's empty one."""

@@ -26,6 +26,7 @@ import contextlib
 import gc
 import warnings
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -33,7 +34,8 @@ from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, AsyncTransaction
 
 from test_framework.config import Timeouts
-from test_framework.errors import ConfigurationError, DatabaseUnavailableError, last_cause
+from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
+                                   DeferredConstraintError, last_cause)
 from test_framework.log import current_test_id, mask_url
 from test_framework.backends import require_test_connection
 from test_framework.provision import data_tables
@@ -43,6 +45,10 @@ from test_framework.ssot.sessions import (DEFAULT_SESSION_OPTIONS, RecordingSess
                                           label_session, share_savepoints)
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
+
+
+# Copies the state a failed test saw, read on the connection given (ssot/kept_failures.py).
+KeepState = Callable[[AsyncConnection], Awaitable[None]]
 
 
 @dataclass
@@ -65,10 +71,13 @@ class RollbackIsolation:
     supports_class_data = True
 
     def __init__(self, engine: AsyncEngine, *, backend=None, class_data=None,
-                 session_options: dict | None = None, **_options) -> None:
+                 session_options: dict | None = None, reset_sequences: bool = False,
+                 check_deferred_constraints: bool = True, **_options) -> None:
         self.engine = engine
         self.backend = backend
         self.class_data = class_data
+        self.reset_sequences = reset_sequences and backend is not None
+        self.check_deferred_constraints = check_deferred_constraints and backend is not None
         self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
         share_savepoints(engine)
         self.teardown_bound = teardown_bound(backend)
@@ -107,6 +116,8 @@ class RollbackIsolation:
             outer = await self._connection.begin_nested()
         else:
             outer = await self._connection.begin()
+        if self.reset_sequences:  # in the test's transaction, so a class's rows count too
+            await self.backend.reset_sequences(self._connection)
         return self._sessions(outer, helper_options)
 
     def _sessions(self, outer: AsyncTransaction | None, helper_options: dict, *,
@@ -136,19 +147,27 @@ class RollbackIsolation:
         finally:
             await sessions.session_factory.close_all()
 
-    async def end_test(self, sessions: TestSessions) -> None:
+    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
         """Roll back first: one round trip undoes every write and savepoint of the test.
 
         Sessions closed after that emit no SQL, so ``db.cleanup()`` finds
-        nothing left to roll back. A broken connection is replaced.
+        nothing left to roll back. A broken connection is replaced. Before
+        the rollback, ``keep`` copies what the test saw (a failed test, with
+        ``TEST_FRAMEWORK_KEEP_FAILED``), and constraints that only a commit
+        checks are checked (``check_deferred_constraints``).
         """
         if not self._connection_usable():
             # Lost mid-test (the test saw that error): nothing to undo on a dead connection.
             sessions.session_factory.forget()
             self._drop_connection()
             return
+        violation = None
         try:
             async with asyncio.timeout(self.teardown_bound):
+                if keep is not None:
+                    await keep(self._connection)
+                if self.check_deferred_constraints:
+                    violation = await self.backend.deferred_violation(self._connection)
                 await self._undo_test(sessions)
         except TimeoutError as exc:
             self._drop_connection()
@@ -160,6 +179,12 @@ class RollbackIsolation:
                 f"the test's database connection was lost or broken ({type(exc).__name__}: "
                 f"{exc}); its work was not committed, and the next test gets a new "
                 "connection") from exc
+        if violation:
+            raise DeferredConstraintError(
+                f"{current_test_id.get()} left a constraint violated that the database checks "
+                f"only at commit, so a real commit would fail: {violation}. Rollback isolation "
+                "never commits; fix the rows the test (or the code under test) leaves, or set "
+                "check_deferred_constraints = False on the class to skip this check")
 
     async def _undo_test(self, sessions: TestSessions) -> None:
         if self._class_transaction is not None:
@@ -243,9 +268,10 @@ class CommitIsolation:
 
     def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
                  leftover_rows: str = "warn", session_options: dict | None = None,
-                 **_options) -> None:
+                 reset_sequences: bool = False, **_options) -> None:
         self.engine = engine
         self.backend = backend
+        self.reset_sequences = reset_sequences and backend is not None
         self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
         self.teardown_bound = teardown_bound(backend)
         # Pool events, so a connection a test leaves checked out can be closed for it.
@@ -268,17 +294,26 @@ class CommitIsolation:
     async def begin_test(self, **helper_options) -> TestSessions:
         await notice_closed_connections()
         await self.leftovers.start()
+        if self.reset_sequences:
+            async with self.engine.begin() as connection:
+                await self.backend.reset_sequences(connection)
         factory = RecordingSessionmaker(self.engine, **self.session_options)
         session = factory()
         label_session(session, "self.session")
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
-    async def end_test(self, sessions: TestSessions) -> None:
+    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
         """Close the app's sessions, delete the rows the test made, look for leftovers.
 
         The app's sessions go first: one left open may hold locks on the very
-        rows cleanup deletes (its uncommitted work is rolled back).
+        rows cleanup deletes (its uncommitted work is rolled back). ``keep``
+        first copies what the test committed (a failed test, with
+        ``TEST_FRAMEWORK_KEEP_FAILED``).
         """
+        if keep is not None:
+            async with self.bounded("keeping the failed test's state"), \
+                    self.engine.connect() as connection:
+                await keep(connection)
         async with self.bounded("the test's cleanup"):
             try:
                 await sessions.session_factory.close_all(keep=sessions.session)
@@ -343,9 +378,9 @@ class TruncateIsolation(CommitIsolation):
     async def begin_test(self, **helper_options) -> TestSessions:
         return await super().begin_test(delete_rows_on_cleanup=False, **helper_options)
 
-    async def end_test(self, sessions: TestSessions) -> None:
+    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
         try:
-            await super().end_test(sessions)
+            await super().end_test(sessions, keep=keep)
         finally:
             async with self.bounded("emptying the tables"), self.engine.begin() as connection:
                 await require_test_connection(connection, "truncate")
