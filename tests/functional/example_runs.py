@@ -85,6 +85,8 @@ def child_environment(tmp: str, updates: dict[str, str],
     env = {key: value for key, value in os.environ.items() if key not in removals}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["TMPDIR"] = tmp
+    if database_url():  # the example app's own setting names the same server (app/db.py)
+        env["DATABASE_URL"] = database_url()
     env.update(updates)
     return env
 
