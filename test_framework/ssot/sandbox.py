@@ -311,6 +311,16 @@ class SandboxConnection(AsyncConnection):
         await self._begun()
         return await super().run_sync(*args, **kwargs)
 
+    async def execution_options(self, **options) -> SandboxConnection:
+        if "isolation_level" in options:
+            raise SandboxError(
+                f"execution_options(isolation_level={options['isolation_level']!r}) on a "
+                "connection of a sandboxed engine: in rollback isolation it is the test's "
+                "connection, inside the test's transaction. Give the class isolation = "
+                "'commit' to test code that changes isolation levels")
+        await super().execution_options(**options)
+        return self
+
     def begin(self) -> SandboxTransaction:
         return SandboxTransaction(self)
 

@@ -117,6 +117,25 @@ class RollbackSandboxTest(unittest.TestCase):
         self.assertIn("isolation = 'commit'", seen["message"])
         self.assert_restored()
 
+    def test_connection_isolation_level_change_is_refused(self):
+        seen = {}
+
+        class IsolationLevel(SSotAsyncTestCase):
+            sandbox = APP
+
+            async def test_autocommit(self):
+                async with db.engine.connect() as connection:
+                    with self.assertRaises(SandboxError) as caught:
+                        await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    seen["message"] = str(caught.exception)
+                    seen["level"] = await connection.get_isolation_level()
+
+        result = run_case(IsolationLevel)
+
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertIn("isolation = 'commit'", seen["message"])
+        self.assertNotEqual(seen["level"], "AUTOCOMMIT")
+
     def test_app_on_another_loop_is_told_to_use_asgi_transport(self):
         seen = {}
 
