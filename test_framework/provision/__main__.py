@@ -4,6 +4,7 @@
     python -m test_framework.provision drop            # orphans: their run is provably gone
     python -m test_framework.provision drop --all      # every test_ database on the server
     python -m test_framework.provision drop NAME ...   # these (each must start with test_)
+    python -m test_framework.provision drop --kept-failed  # failed tests' kept states
 
 The server is the configured one (TEST_DATABASE_URL, setup.cfg, default), or
 ``--url``. Only databases whose names start with ``test_`` are ever listed
@@ -21,6 +22,7 @@ from test_framework.backends import backend_for
 from test_framework.config import Setting, project_settings
 from test_framework.errors import TestFrameworkError
 from test_framework.provision import require_test_database
+from test_framework.provision.kept_states import drop_kept_failed
 from test_framework.provision.ownership import describe, held_by_live_run
 
 
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m test_framework
     drop.add_argument("names", nargs="*", metavar="NAME",
                       help="a test_ database to drop (default: the orphans)")
     drop.add_argument("--all", action="store_true", help="every test_ database")
+    drop.add_argument("--kept-failed", action="store_true",
+                      help="the states of failed tests that TEST_FRAMEWORK_KEEP_FAILED kept")
     drop.add_argument("--force", action="store_true",
                       help="also drop databases that a live run still holds")
     args = parser.parse_args(argv)
@@ -56,6 +60,13 @@ async def _run(backend, args) -> int:
             print(f"{record.name}\t{await describe(backend, record)}")
         print(f"{len(records)} test database(s) on {backend.masked_url}")
         return 0
+    if args.kept_failed:
+        kept = await drop_kept_failed(backend)
+        for name in kept:
+            print(f"dropped {name}")
+        if not args.names and not args.all:
+            print(f"{len(kept)} dropped")
+            return 0
     named = {r.name for r in records} & set(args.names)
     missing = sorted(set(args.names) - named)
     dropped = 0

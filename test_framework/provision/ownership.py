@@ -8,7 +8,8 @@ run folder's ``owner.lock`` on SQLite. The server or the kernel releases it
 when the process dies, whatever its PID namespace or host name. A database
 is an orphan, and is dropped by the next run, only when its run's lock is
 free and (on PostgreSQL) nothing is connected to it. Templates, kept
-databases and anything unlabelled are never reaped.
+databases (``keep_database``, and the states of failed tests that
+``TEST_FRAMEWORK_KEEP_FAILED`` keeps) and anything unlabelled are never reaped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ from test_framework.log import get_logger
 logger = get_logger(__name__)
 TEMPLATE_LABEL = "test_framework template"
 KEPT_LABEL = "test_framework kept"
+KEPT_FAILED_LABEL = "test_framework kept-failed test="
+
+
+def kept_failed_label(test_id: str) -> str:
+    """The label of a failed test's kept state: never reaped, names the test."""
+    return f"{KEPT_FAILED_LABEL}{test_id}"
+
+
+def kept_failed_test(record: DatabaseRecord) -> str | None:
+    """The id of the failed test whose state ``record`` keeps, else None."""
+    label = record.label or ""
+    return label[len(KEPT_FAILED_LABEL):] if label.startswith(KEPT_FAILED_LABEL) else None
 
 
 def template_label(stem: str, used: float) -> str:
@@ -60,6 +73,8 @@ async def describe(backend: Backend, record: DatabaseRecord) -> str:
     if run_of(record.label) is not None:
         async with backend.claim_orphan(record) as orphan:
             return "orphan" if orphan else f"live ({record.label})"
+    if kept_failed_test(record) is not None:
+        return f"kept-failed: the state {kept_failed_test(record)} saw (never reaped)"
     return record.label or "no label (not made by this framework: never dropped automatically)"
 
 

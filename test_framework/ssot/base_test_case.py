@@ -19,7 +19,7 @@ from sqlalchemy import MetaData
 
 from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
-from test_framework.config import run_setting
+from test_framework.config import project_settings, run_setting
 from test_framework.errors import ConfigurationError
 from test_framework.log import (MaskedUrl, configure_stderr_handler, current_test_id,
                                 get_logger)
@@ -33,6 +33,7 @@ from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_ta
                                            cancel_other_tasks, class_runner,
                                            close_class_runner)
 from test_framework.ssot.class_resources import class_resources
+from test_framework.ssot.kept_failures import FailureWatch, keeper
 from test_framework.ssot.legacy_helpers import LegacyHelpers
 from test_framework.ssot.query_capture import QueryAssertions
 from test_framework.ssot.sandbox import sandbox_for
@@ -96,9 +97,13 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             report_before_start(self, result, exc)
             return result
         self._ssot_unawaited = UnawaitedCalls(warnings_fail=self.fail_on_unawaited_coroutines)
+        # TEST_FRAMEWORK_KEEP_FAILED: teardown must know whether the test failed.
+        watch = self._ssot_failures = FailureWatch(result) if (
+            result is not None and project_settings().keep_failed.value) else None
         try:
             with watching(self._ssot_unawaited):
-                return super().run(result)
+                ran = super().run(result if watch is None else watch)
+                return ran if watch is None else result
         except KeyboardInterrupt:
             # Ctrl-C skips the suite's class teardown: release the loop, engine and
             # connection now, and drop the databases (a nose2 worker never runs atexit).
@@ -197,7 +202,10 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             return
         await cancel_other_tasks(self.id())
         self._ssot_resources.current_metrics = None
-        await self._ssot_resources.isolation.end_test(sessions)
+        watch = getattr(self, "_ssot_failures", None)
+        keep = keeper(self.id(), self._ssot_resources) if watch is not None and watch.failed \
+            else None
+        await self._ssot_resources.isolation.end_test(sessions, keep=keep)
 
     def __getattr__(self, name: str):
         """Explain the attributes asyncSetUp makes, when it did not run."""
