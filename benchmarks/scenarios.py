@@ -87,6 +87,29 @@ OURS_TEST = '''    async def test_{i:05d}(self):
         assert row.email == "u{i}@example.com"
 '''
 
+# Gathered rows: the application gathers three calls, each with a session of its
+# own, so sessions take turns on the rollback connection (ssot/session_tasks.py).
+GATHER_HEAD = '''import asyncio
+
+from sqlalchemy import text
+
+from test_framework import SSotAsyncTestCase
+
+INSERT = text("INSERT INTO users (email, full_name, password_hash, is_active) "
+              "VALUES (:e, 'U', 'h', true)")
+
+
+async def signup(factory, email):
+    async with factory() as session:
+        await session.execute(INSERT, {{"e": email}})
+        await session.commit()
+'''
+GATHER_TEST = '''    async def test_{i:05d}(self):
+        await asyncio.gather(*(signup(self.session_factory, f"u{i}-{{n}}@example.com")
+                               for n in range(3)))
+        assert await self.db.count_records("users") == 3
+'''
+
 # Start-up rows: one test, so the run is all provisioning (template, clone).
 STARTUP_TABLES = 20
 STARTUP_HEAD = ('from sqlalchemy import (Column, DateTime, ForeignKey, Integer, MetaData, '
@@ -199,6 +222,12 @@ def _ours(key, title, runner, isolation, env, postgres):
                     setup_dbs=(OURS_DB,) if postgres else ())
 
 
+def _gathered(key, title, env, postgres):
+    return Scenario(key, title, "unittest", Template(GATHER_HEAD, OURS_CLASS, GATHER_TEST),
+                    {"isolation": "rollback"}, env, postgres,
+                    setup_dbs=(OURS_DB,) if postgres else ())
+
+
 def _logged(env):
     """Add INFO logging to ``env``: the "built template" and "created test
     database" lines let the parent check a cold run was cold and count databases."""
@@ -265,6 +294,10 @@ SCENARIOS = [
           "rollback", _ours_pg_env, True),
     _ours("ours-rollback-pg-pytest", "ours, rollback, PostgreSQL, pytest", "pytest",
           "rollback", _ours_pg_env, True),
+    _gathered("ours-gather3-pg", "ours, rollback, 3 gathered sessions, PostgreSQL",
+              _ours_pg_env, True),
+    _gathered("ours-gather3-sqlite", "ours, rollback, 3 gathered sessions, SQLite",
+              _sqlite_env, False),
     _startup("startup-pg", f"start-up, {STARTUP_TABLES} tables, PostgreSQL", True),
     _startup("startup-sqlite", f"start-up, {STARTUP_TABLES} tables, SQLite", False),
     _parallel("parallel-nose2-pg", "nose2 serial vs -N 2, PostgreSQL"),
