@@ -149,7 +149,10 @@ def bisect(target: str, candidates: list[str], run: Run, *,
     if fails_after([]):
         return Outcome([], len(reports), "it fails alone: no earlier test is to blame"
                        + reports[()].detail(target))
-    if not candidates or not fails_after(candidates):
+    if not candidates:
+        return Outcome([], len(reports), "no test runs before it in this order: "
+                       "nothing to bisect")
+    if not fails_after(candidates):
         return Outcome([], len(reports), f"it passes after the {len(candidates)} earlier "
                        "test(s) too: this order does not make it fail")
     polluters = ddmin(candidates, fails_after,
