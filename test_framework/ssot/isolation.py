@@ -47,8 +47,9 @@ from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_c
                                             report_abandoned, teardown_bound)
 
 
-# Copies the state a failed test saw, read on the connection given (ssot/kept_failures.py).
-KeepState = Callable[[AsyncConnection], Awaitable[None]]
+# Copies the state a failed test saw, read on the connection given (ssot/kept_failures.py);
+# False when it could not and may be asked again (``final=False``).
+KeepState = Callable[..., Awaitable[bool]]
 
 
 @dataclass
@@ -165,7 +166,7 @@ class RollbackIsolation:
         try:
             async with asyncio.timeout(self.teardown_bound):
                 if keep is not None:
-                    await keep(self._connection)
+                    await self._keep(keep, sessions)
                 if self.check_deferred_constraints:
                     violation = await self.backend.deferred_violation(self._connection)
                 await self._undo_test(sessions)
@@ -185,6 +186,19 @@ class RollbackIsolation:
                 f"only at commit, so a real commit would fail: {violation}. Rollback isolation "
                 "never commits; fix the rows the test (or the code under test) leaves, or set "
                 "check_deferred_constraints = False on the class to skip this check")
+
+    async def _keep(self, keep: KeepState, sessions: TestSessions) -> None:
+        """Copy what the failed test saw, else what its sessions had committed.
+
+        After a failed statement PostgreSQL refuses every other until a
+        rollback: closing the sessions rolls back their savepoints (their
+        uncommitted work with them), and the copy is tried once more.
+        """
+        if await keep(self._connection, final=False):
+            return
+        with contextlib.suppress(Exception):  # the copy's own error is what is reported
+            await sessions.session_factory.close_all()
+        await keep(self._connection)
 
     async def _undo_test(self, sessions: TestSessions) -> None:
         if self._class_transaction is not None:

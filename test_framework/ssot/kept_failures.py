@@ -69,8 +69,9 @@ def keeper(test_id: str, resources) -> Any:
     """Return the step that copies ``test_id``'s state, for the isolation mode's ``end_test``.
 
     ``resources`` is the class's ``ClassResources``. The step never raises:
-    a copy that fails is logged and listed at the end, and the test's own
-    failure stands.
+    it returns False when the copy failed and ``final`` is False (the caller
+    may make the transaction readable and ask again); otherwise a failure is
+    logged and listed at the end, and the test's own failure stands.
     """
     database, backend = resources.database, resources.backend
     reason = None
@@ -80,19 +81,22 @@ def keeper(test_id: str, resources) -> Any:
         reason = ("the role may not create databases (the run works in a schema of its "
                   "own); keeping a failed test's state needs CREATEDB")
 
-    async def keep(connection: AsyncConnection) -> None:
+    async def keep(connection: AsyncConnection, *, final: bool = True) -> bool:
         if reason is not None:
             _remember(KeptState(test_id, None, reason))
-            return
+            return True
         try:
             url = await keep_state(backend, resources.schema, connection, test_id=test_id)
         except Exception as exc:
+            if not final:
+                return False
             logger.warning("could not keep the state %s saw: %s: %s", test_id,
                            type(exc).__name__, exc)
             _remember(KeptState(test_id, None, f"{type(exc).__name__}: {exc}"))
-            return
+            return True
         where = url.database if backend.name == "sqlite" else mask_url(url)
         _remember(KeptState(test_id, where, url=url))
+        return True
     return keep
 
 

@@ -149,6 +149,20 @@ class TestKeepFailed(KeepsFailed):
         self.assertEqual(len(result.failures), 1, problems(result))
         self.assertEqual(emails(kept[0].url), ["sub@x.test"])
 
+    def test_failed_statement_keeps_what_the_sessions_committed(self):
+        """PostgreSQL refuses every statement after a failed one: the sessions' savepoints
+        are rolled back, and what they had committed is kept."""
+        class Aborts(SSotAsyncTestCase):
+            async def test_aborts(self):
+                await self.db.create_test_user({"email": "first@x.test"})
+                await self.session.execute(text(
+                    "INSERT INTO users (email, is_active) VALUES ('first@x.test', true)"))
+
+        result, kept = self.run_keeping(Aborts)
+        self.assertEqual(len(result.errors), 1, problems(result))
+        self.assertIn("IntegrityError", problems(result))
+        self.assertEqual(emails(kept[0].url), ["first@x.test"])
+
     def test_off_by_default(self):
         seen = {}
         before = kept_states()
