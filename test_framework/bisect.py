@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 from dataclasses import dataclass, field
@@ -50,14 +52,21 @@ class Outcome:
 
 def main(argv: list[str], *, prog: str) -> int:
     own, runner_args = _split(argv)
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("target", help="id of the test that failed, e.g. pkg.module.Class.test")
+    parser = argparse.ArgumentParser(
+        prog=prog, usage=f"{prog} TARGET [--seed N | --order FILE] [--timeout S] "
+        "[-- UNITTEST_ARGS ...]", description="Find the earlier tests after which a test fails.",
+        epilog="The arguments after -- are those of python -m unittest that load the failed "
+        "run's suite (none: discover from here); not needed with --order.")
+    parser.add_argument("target", metavar="TARGET", help="id of the test that failed, e.g. pkg.module.Class.test")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--seed", type=int, help="the TEST_FRAMEWORK_SHUFFLE seed of the run")
-    source.add_argument("--order", type=Path, help="a file of test ids in the run's order")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    source.add_argument("--seed", type=int, metavar="N", help="the TEST_FRAMEWORK_SHUFFLE seed of the run")
+    source.add_argument("--order", type=Path, metavar="FILE", help="a file of test ids in the run's order")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds per run (default {DEFAULT_TIMEOUT:.0f})")
     args = parser.parse_args(own)
+    if args.timeout <= 0:
+        parser.error(f"--timeout is {args.timeout:g}; give the seconds one run may take, "
+                     "e.g. 600")
     try:
         order = (read_order(args.order) if args.order
                  else loaded_order(runner_args, seed=args.seed))
@@ -209,7 +218,6 @@ def _split_into(items: list[str], count: int) -> list[list[str]]:
 
 def run_in_order(ids: list[str], *, timeout: float) -> RunReport:
     """Run ``ids`` in this order in a fresh unittest process, unshuffled; report outcomes."""
-    import tempfile
     with tempfile.TemporaryDirectory(prefix="test_framework_bisect_") as folder:
         report = Path(folder, "report.json")
         env = dict(os.environ, **{ENVIRONMENT_KEYS["shuffle"]: "off"})
@@ -228,7 +236,6 @@ def run_in_order(ids: list[str], *, timeout: float) -> RunReport:
 
 def _stop(process: subprocess.Popen) -> str:
     """Ctrl-C first, so the child's exit hooks drop its test databases; then kill."""
-    import signal
     process.send_signal(signal.SIGINT)
     try:
         return process.communicate(timeout=30)[0]
