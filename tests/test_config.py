@@ -72,17 +72,18 @@ class TestProjectSettings(unittest.TestCase):
 
 
 class TestRunSettings(unittest.TestCase):
-    """Shard, timing and log level: one run's switches, from the environment alone."""
+    """Shard, timing, log level and shuffle: one run's switches, from the environment alone."""
 
     def test_each_value_with_its_source(self):
         environ = {"TEST_FRAMEWORK_SHARD": "2/4", "TEST_FRAMEWORK_TIMING": "on",
-                   "TEST_FRAMEWORK_LOG_LEVEL": "info"}
+                   "TEST_FRAMEWORK_LOG_LEVEL": "info", "TEST_FRAMEWORK_SHUFFLE": "7"}
         self.assertEqual([run_setting(name, environ) for name in RUN_KEYS], [
             Setting((2, 4), "TEST_FRAMEWORK_SHARD (environment)"),
             Setting(10, "TEST_FRAMEWORK_TIMING (environment)"),
-            Setting("INFO", "TEST_FRAMEWORK_LOG_LEVEL (environment)")])
+            Setting("INFO", "TEST_FRAMEWORK_LOG_LEVEL (environment)"),
+            Setting(7, "TEST_FRAMEWORK_SHUFFLE (environment)")])
         self.assertEqual([run_setting(name, {"TEST_FRAMEWORK_SHARD": " "}) for name in RUN_KEYS],
-                         [Setting(None, "default")] * 3)
+                         [Setting(None, "default")] * len(RUN_KEYS))
 
     def test_setup_cfg_does_not_set_them(self):
         folder = project_with_setup_cfg(self, "[test_framework]\nshard = 9/4\ntiming = soon\n")
