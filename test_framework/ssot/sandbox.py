@@ -224,9 +224,10 @@ class Sandbox:
             self.undo.append(lambda: setattr(engine, "sync_engine", sync_engine))
             engine.sync_engine = self.test_engine.sync_engine
             return
-        refused = _refuse_direct_sessions(entry)
-        self.undo.append(lambda: sync_engine.__dict__.pop("connect", None))
-        sync_engine.connect = refused
+        own = sync_engine.__dict__.get("connect")  # an instance attribute of the app's, if any
+        self.undo.append(lambda: setattr(sync_engine, "connect", own) if own is not None
+                         else sync_engine.__dict__.pop("connect", None))
+        sync_engine.connect = _refuse_direct_sessions(entry)
 
     def connect(self, engine: AsyncEngine) -> AsyncConnection:
         self.check_loop("the sandboxed engine was asked for a connection that")
