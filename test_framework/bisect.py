@@ -57,10 +57,13 @@ def main(argv: list[str], *, prog: str) -> int:
         "[-- UNITTEST_ARGS ...]", description="Find the earlier tests after which a test fails.",
         epilog="The arguments after -- are those of python -m unittest that load the failed "
         "run's suite (none: discover from here); not needed with --order.")
-    parser.add_argument("target", metavar="TARGET", help="id of the test that failed, e.g. pkg.module.Class.test")
+    parser.add_argument("target", metavar="TARGET",
+                        help="id of the test that failed, e.g. pkg.module.Class.test")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--seed", type=int, metavar="N", help="the TEST_FRAMEWORK_SHUFFLE seed of the run")
-    source.add_argument("--order", type=Path, metavar="FILE", help="a file of test ids in the run's order")
+    source.add_argument("--seed", type=int, metavar="N",
+                        help="the TEST_FRAMEWORK_SHUFFLE seed of the run")
+    source.add_argument("--order", type=Path, metavar="FILE",
+                        help="a file of test ids in the run's order")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                         help=f"seconds per run (default {DEFAULT_TIMEOUT:.0f})")
     args = parser.parse_args(own)
@@ -155,8 +158,9 @@ def bisect(target: str, candidates: list[str], run: Run, *,
             progress(f"       {reports[key].summary(target)}")
         return reports[key].failed(target)
 
-    if fails_after([]):
-        return Outcome([], len(reports), "it fails alone: no earlier test is to blame"
+    if fails_after([]) or target not in reports[()].ran:
+        return Outcome([], len(reports), ("it fails alone: no earlier test is to blame"
+                                          if fails_after([]) else "unittest did not run it")
                        + reports[()].detail(target))
     if not candidates:
         return Outcome([], len(reports), "no test runs before it in this order: "

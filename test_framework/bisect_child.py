@@ -48,7 +48,7 @@ class RunReport:
         if target in self.failures:
             return ":\n" + self.failures[target]
         if target not in self.ran:  # e.g. a typo in the id: unittest's loader failed
-            return ("; it did not even run:\n"
+            return (":\n"
                     + "\n".join(self.output.strip().splitlines()[-TAIL_LINES:]))
         return ""
 

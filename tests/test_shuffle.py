@@ -109,6 +109,12 @@ class TestBisectSearch(unittest.TestCase):
         self.assertEqual((outcome.polluters, outcome.runs), ([], 1))
         self.assertIn("fails alone", outcome.reason)
 
+    def test_a_target_that_does_not_run_is_not_called_passing(self):
+        outcome = bisect("target", self.CANDIDATES,
+                         lambda ids: RunReport(output="AttributeError: no test_nope"))
+        self.assertEqual((outcome.polluters, outcome.runs), ([], 1))
+        self.assertEqual(outcome.reason, "unittest did not run it:\nAttributeError: no test_nope")
+
     def test_ddmin_result_is_one_minimal(self):
         needed = {"t03", "t17", "t18"}
         found = ddmin(self.CANDIDATES, lambda subset: needed <= set(subset))
