@@ -269,6 +269,11 @@ class Backend:
         Runs in the test's transaction, before the test (``reset_sequences``).
         """
 
+    async def has_deferrable_constraints(self, connection: AsyncConnection) -> bool:
+        """Whether the schema declares any constraint a transaction may defer to its commit
+        (without one, ``deferred_violation`` has nothing to find)."""
+        return False
+
     async def deferred_violation(self, connection: AsyncConnection) -> str | None:
         """Describe a constraint the transaction violates that only a commit would check.
 

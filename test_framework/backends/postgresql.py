@@ -272,6 +272,12 @@ class PostgreSQLBackend(Backend):
     async def reset_sequences(self, connection: AsyncConnection) -> None:
         await connection.exec_driver_sql(RESET_SEQUENCES)
 
+    async def has_deferrable_constraints(self, connection: AsyncConnection) -> bool:
+        return bool((await connection.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_namespace n "
+            "ON n.oid = c.connamespace WHERE c.condeferrable "
+            "AND n.nspname = ANY (current_schemas(false)))"))).scalar())
+
     async def deferred_violation(self, connection: AsyncConnection) -> str | None:
         """``SET CONSTRAINTS ALL IMMEDIATE`` checks now what COMMIT would check.
 

@@ -332,6 +332,12 @@ class SQLiteBackend(Backend):
                     text("UPDATE sqlite_sequence SET seq = :s WHERE name = :n"),
                     {"s": highest, "n": name})
 
+    async def has_deferrable_constraints(self, connection: AsyncConnection) -> bool:
+        """SQLite lists no key's deferrability: a table whose DDL says DEFERRABLE has one."""
+        return (await connection.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+            "AND upper(sql) LIKE '%DEFERRABLE%' LIMIT 1"))).first() is not None
+
     async def deferred_violation(self, connection: AsyncConnection) -> str | None:
         """``PRAGMA foreign_key_check``, as Django's ``check_constraints`` runs it.
 

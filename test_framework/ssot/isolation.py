@@ -79,6 +79,7 @@ class RollbackIsolation:
         self.class_data = class_data
         self.reset_sequences = reset_sequences and backend is not None
         self.check_deferred_constraints = check_deferred_constraints and backend is not None
+        self._deferrable: bool | None = None  # does the schema have any? Asked once.
         self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
         share_savepoints(engine)
         self.teardown_bound = teardown_bound(backend)
@@ -119,6 +120,8 @@ class RollbackIsolation:
             outer = await self._connection.begin()
         if self.reset_sequences:  # in the test's transaction, so a class's rows count too
             await self.backend.reset_sequences(self._connection)
+        if self.check_deferred_constraints and self._deferrable is None:
+            self._deferrable = await self.backend.has_deferrable_constraints(self._connection)
         return self._sessions(outer, helper_options)
 
     def _sessions(self, outer: AsyncTransaction | None, helper_options: dict, *,
@@ -167,7 +170,7 @@ class RollbackIsolation:
             async with asyncio.timeout(self.teardown_bound):
                 if keep is not None:
                     await self._keep(keep, sessions)
-                if self.check_deferred_constraints:
+                if self.check_deferred_constraints and self._deferrable:
                     violation = await self.backend.deferred_violation(self._connection)
                 await self._undo_test(sessions)
         except TimeoutError as exc:
