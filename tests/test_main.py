@@ -86,3 +86,17 @@ class TestCommandLine(unittest.TestCase):
         self.assertEqual(run.returncode, 1)
         self.assertIn("a sync driver", run.stderr)
         self.assertIn("shard", run.stdout)
+
+    def test_config_shows_each_run_switch_with_its_source_and_flags_a_bad_one(self):
+        run = cli("config", TEST_FRAMEWORK_SHARD="2/4", TEST_FRAMEWORK_TIMING="25",
+                  TEST_FRAMEWORK_LOG_LEVEL="")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertRegex(run.stdout, r"(?m)^shard +2/4 +\(TEST_FRAMEWORK_SHARD \(environment\)\)$")
+        self.assertRegex(run.stdout, r"(?m)^timing +on, 25 slowest tests listed +"
+                                     r"\(TEST_FRAMEWORK_TIMING \(environment\)\)$")
+        self.assertRegex(run.stdout, r"(?m)^log_level +off +\(TEST_FRAMEWORK_LOG_LEVEL "
+                                     r"\(environment\) if set\)$")
+        bad = cli("config", TEST_FRAMEWORK_SHARD="5/4")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("error: TEST_FRAMEWORK_SHARD (environment) is '5/4'", bad.stderr)
+        self.assertRegex(bad.stdout, r"(?m)^timing ")
