@@ -222,6 +222,29 @@ def _ours(key, title, runner, isolation, env, postgres):
                     setup_dbs=(OURS_DB,) if postgres else ())
 
 
+# Deferrable rows: the reference suite on the sample schema plus a table whose foreign
+# key is DEFERRABLE INITIALLY DEFERRED, so rollback mode checks deferred constraints
+# before each rollback; with the check on and off side by side, its cost per test.
+DEFERRABLE_HEAD = OURS_HEAD + '''from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table
+from test_framework import sample_schema
+
+SCHEMA = MetaData()
+for _table in sample_schema.metadata.tables.values():
+    _table.to_metadata(SCHEMA)
+Table("notes", SCHEMA, Column("id", Integer, primary_key=True),
+      Column("user_id", Integer, ForeignKey("users.id", deferrable=True, initially="DEFERRED")))
+'''
+DEFERRABLE_CLASS = OURS_CLASS.rstrip("\n") + "\n    metadata = SCHEMA\n{check}\n"
+CHECK_OFF = "    check_deferred_constraints = False\n"
+
+
+def _deferrable(key, title, env, postgres, *, check):
+    return Scenario(key, title, "unittest",
+                    Template(DEFERRABLE_HEAD, DEFERRABLE_CLASS, OURS_TEST),
+                    {"isolation": "rollback", "check": "" if check else CHECK_OFF}, env,
+                    postgres, setup_dbs=(OURS_DB,) if postgres else ())
+
+
 def _gathered(key, title, env, postgres):
     return Scenario(key, title, "unittest", Template(GATHER_HEAD, OURS_CLASS, GATHER_TEST),
                     {"isolation": "rollback"}, env, postgres,
@@ -286,6 +309,14 @@ SCENARIOS = [
           _ours_pg_env, True),
     _ours("ours-rollback-sqlite", "ours, rollback, SQLite", "unittest", "rollback",
           _sqlite_env, False),
+    _deferrable("ours-deferrable-pg", "ours, deferrable FK, PostgreSQL", _ours_pg_env, True,
+                check=True),
+    _deferrable("ours-deferrable-pg-unchecked", "  same, check_deferred off", _ours_pg_env,
+                True, check=False),
+    _deferrable("ours-deferrable-sqlite", "ours, deferrable FK, SQLite", _sqlite_env, False,
+                check=True),
+    _deferrable("ours-deferrable-sqlite-unchecked", "  same, check_deferred off", _sqlite_env,
+                False, check=False),
     _ours("ours-commit-pg", "ours, commit, PostgreSQL", "unittest", "commit",
           _ours_pg_env, True),
     _ours("ours-commit-sqlite", "ours, commit, SQLite", "unittest", "commit",
