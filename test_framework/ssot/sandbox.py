@@ -17,11 +17,11 @@ never heard of the framework works inside the test's isolation:
   sessions are closed at teardown with the test's.
 * An ``AsyncEngine`` changes class for the test (a subclass of its own, so
   ``isinstance`` holds). In rollback isolation ``engine.connect()`` and
-  ``engine.begin()`` yield a ``SandboxConnection``: the test's connection
-  behind a framework session, so its commit releases a savepoint, its
-  rollback and close undo only its own work. A session bound straight to the
-  engine (``AsyncSession(engine)``) cannot join that way and is refused with
-  a ``SandboxError`` saying what to list instead. In commit, truncate and
+  ``engine.begin()`` yield a ``SandboxConnection`` (``sandbox_connection.py``):
+  the test's connection behind a framework session, so its commit releases a
+  savepoint, its rollback and close undo only its own work. A session bound
+  straight to the engine (``AsyncSession(engine)``) cannot join that way and
+  is refused with a ``SandboxError`` saying what to list instead. In commit, truncate and
   database isolation the engine uses the test database's engine (its pool),
   so every way of using it works and commits for real there.
   ``engine.dispose()`` does nothing while sandboxed (an app lifespan's
@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from test_framework.errors import ConfigurationError, SandboxError
 from test_framework.log import get_logger, mask_url
+from test_framework.ssot.sandbox_connection import SandboxConnection
 from test_framework.ssot.shared_savepoints import LABEL_KEY
 
 logger = get_logger(__name__)
@@ -266,123 +267,3 @@ def _sandboxed_class(original: type) -> type:
     SandboxedEngine.__name__ = SandboxedEngine.__qualname__ = f"Sandboxed{original.__name__}"
     _ENGINE_CLASSES[original] = SandboxedEngine
     return SandboxedEngine
-
-
-class SandboxConnection(AsyncConnection):
-    """``engine.connect()`` in rollback isolation: the test's connection behind a session.
-
-    Its ``commit()`` releases the session's savepoint, ``rollback()`` and
-    ``close()`` undo what it wrote since, as an app session's would; ``begin()``
-    starts nothing new on the server (the savepoint is the transaction).
-    Statements go through the session, so ``SharedSavepoints`` credits them.
-    """
-
-    def __init__(self, engine: AsyncEngine, sandbox: Sandbox) -> None:
-        super().__init__(engine)
-        self._sandbox = sandbox
-        self._session = None
-        self._closed = False
-
-    async def start(self, is_ctxmanager: bool = False) -> SandboxConnection:
-        if self._session is not None:
-            raise SandboxError("this sandboxed connection is already started")
-        self._sandbox.check_loop("the sandboxed engine's connection")
-        self._session = self._sandbox.factory()
-        self._session.sync_session.info[LABEL_KEY] = "a connection of the sandboxed engine"
-        # Assigned, not registered as the sync connection's proxy: the framework's
-        # own AsyncConnection stays the one SQLAlchemy hands out for it.
-        self.sync_connection = (await self._session.connection()).sync_connection
-        return self
-
-    async def _begun(self) -> None:
-        if self._closed or self._session is None:
-            self._raise_for_not_started()
-        await self._session.connection()
-
-    async def execute(self, statement, parameters=None, *, execution_options=None):
-        await self._begun()
-        return await self._session.execute(statement, parameters,
-                                           execution_options=execution_options or {})
-
-    async def exec_driver_sql(self, *args, **kwargs):
-        await self._begun()
-        return await super().exec_driver_sql(*args, **kwargs)
-
-    async def run_sync(self, *args, **kwargs):
-        await self._begun()
-        return await super().run_sync(*args, **kwargs)
-
-    async def execution_options(self, **options) -> SandboxConnection:
-        if "isolation_level" in options:
-            raise SandboxError(
-                f"execution_options(isolation_level={options['isolation_level']!r}) on a "
-                "connection of a sandboxed engine: in rollback isolation it is the test's "
-                "connection, inside the test's transaction. Give the class isolation = "
-                "'commit' to test code that changes isolation levels")
-        await super().execution_options(**options)
-        return self
-
-    def begin(self) -> SandboxTransaction:
-        return SandboxTransaction(self)
-
-    def get_transaction(self):
-        return SandboxTransaction(self) if self.in_transaction() else None
-
-    def in_transaction(self) -> bool:
-        return self._session is not None and self._session.in_transaction()
-
-    async def commit(self) -> None:
-        await self._session.commit()
-
-    async def rollback(self) -> None:
-        await self._session.rollback()
-
-    async def close(self) -> None:
-        if self._session is not None and not self._closed:
-            self._closed = True
-            await self._session.close()
-
-    async def invalidate(self, exception=None) -> None:
-        await self.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-
-class SandboxTransaction:
-    """``conn.begin()`` on a ``SandboxConnection``: commit on success, roll back on error."""
-
-    def __init__(self, connection: SandboxConnection) -> None:
-        self.connection = connection
-        self.is_active = False
-
-    async def start(self, is_ctxmanager: bool = False) -> SandboxTransaction:
-        await self.connection._begun()
-        self.is_active = True
-        return self
-
-    def __await__(self):
-        return self.start().__await__()
-
-    async def __aenter__(self) -> SandboxTransaction:
-        return await self.start(is_ctxmanager=True)
-
-    async def __aexit__(self, type_, value, traceback) -> None:
-        if type_ is None and self.is_active:
-            await self.commit()
-        elif self.is_active:
-            await self.rollback()
-
-    async def commit(self) -> None:
-        self.is_active = False
-        await self.connection.commit()
-
-    async def rollback(self) -> None:
-        self.is_active = False
-        await self.connection.rollback()
-
-    async def close(self) -> None:
-        if self.is_active:
-            await self.rollback()
-
