@@ -2,23 +2,24 @@
 
 The environment and ``setup.cfg`` are read once per process, on first use,
 never at import time. Each value remembers its source so an error can say
-where a bad value was set ("TEST_DATABASE_URL (environment)").
+where a bad value was set ("TEST_DATABASE_URL (environment)"). This module
+finds the values; ``config_values.py`` checks and converts them.
 """
 
 from __future__ import annotations
 
 import configparser
-import difflib
 import functools
-import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
+from test_framework.config_values import (Setting, as_bool, as_count, as_log_level, as_policy,
+                                         as_seconds, as_seed, as_shard, as_slowest)
+from test_framework.config_values import DEFAULT_SLOWEST, parse_bool  # noqa: F401 (importers)
 from test_framework.errors import ConfigurationError
-from test_framework.log import mask_url
 
 SECTION = "test_framework"
 DATABASE_URL_ENV = "TEST_DATABASE_URL"
@@ -48,22 +49,7 @@ DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
 # Switches for one run on one machine: read from the environment alone (never setup.cfg),
 # afresh on each call, so a test that sets one sees it (``run_setting``).
 RUN_KEYS = ("shard", "timing", "log_level", "shuffle")
-DEFAULT_SLOWEST = 10
-N_PLUS_ONE_POLICIES = ("warn", "error", "ignore")
 DEFAULT_SOURCE = "default"
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A value and a human-readable description of where it was set."""
-
-    value: Any
-    source: str
-
-    def __repr__(self) -> str:
-        value = mask_url(self.value) if isinstance(self.value, str) and "://" in self.value \
-            else self.value
-        return f"Setting({value!r}, {self.source!r})"
 
 
 @dataclass(frozen=True)
@@ -113,16 +99,16 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
             values[key] = Setting(DEFAULTS[key], DEFAULT_SOURCE)
     return ProjectSettings(
         database_url=values["database_url"],
-        asyncio_debug=_as_bool(values["asyncio_debug"]),
-        connect_timeout=_as_seconds(values["connect_timeout"]),
-        lock_timeout=_as_seconds(values["lock_timeout"]),
-        statement_timeout=_as_seconds(values["statement_timeout"]),
+        asyncio_debug=as_bool(values["asyncio_debug"]),
+        connect_timeout=as_seconds(values["connect_timeout"]),
+        lock_timeout=as_seconds(values["lock_timeout"]),
+        statement_timeout=as_seconds(values["statement_timeout"]),
         leftover_rows=values["leftover_rows"],
-        keep_database=_as_bool(values["keep_database"]),
-        keep_failed=_as_bool(values["keep_failed"]),
-        n_plus_one=_as_policy(values["n_plus_one"]),
-        n_plus_one_threshold=_as_count(values["n_plus_one_threshold"]),
-        update_snapshots=_as_bool(values["update_snapshots"]),
+        keep_database=as_bool(values["keep_database"]),
+        keep_failed=as_bool(values["keep_failed"]),
+        n_plus_one=as_policy(values["n_plus_one"]),
+        n_plus_one_threshold=as_count(values["n_plus_one_threshold"]),
+        update_snapshots=as_bool(values["update_snapshots"]),
     )
 
 
@@ -140,8 +126,8 @@ def run_setting(name: str, environ: Mapping[str, str] = os.environ) -> Setting:
     raw = environ.get(env_name, "").strip()
     if not raw:
         return Setting(DEFAULTS[name], DEFAULT_SOURCE)
-    parse = {"shard": _as_shard, "timing": _as_slowest, "log_level": _as_log_level,
-             "shuffle": _as_seed}[name]
+    parse = {"shard": as_shard, "timing": as_slowest, "log_level": as_log_level,
+             "shuffle": as_seed}[name]
     return parse(Setting(raw, f"{env_name} (environment)"))
 
 
@@ -160,7 +146,7 @@ def class_setting(test_class: type, name: str) -> Setting:
     value = getattr(test_class, name, None)
     if value is None:
         return getattr(project_settings(), name)
-    checks = {"n_plus_one": _as_policy, "n_plus_one_threshold": _as_count}
+    checks = {"n_plus_one": as_policy, "n_plus_one_threshold": as_count}
     return checks[name](Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
 
 
@@ -169,7 +155,7 @@ def class_switch(test_class: type, name: str, default: bool) -> Setting:
     value = getattr(test_class, name, None)
     if value is None:
         return Setting(default, DEFAULT_SOURCE)
-    return _as_bool(Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
+    return as_bool(Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
 
 
 PROJECT_MARKERS = ("setup.cfg", "pyproject.toml")
@@ -230,104 +216,3 @@ def _read_setup_cfg(start: Path) -> tuple[Path | None, Mapping[str, str]]:
             if parser.has_section(SECTION):
                 return candidate, dict(parser.items(SECTION))
     return None, {}
-
-
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-
-
-def parse_bool(text: str) -> bool | None:
-    """The one reading of a yes/no word: True, False, or None when ``text`` is neither."""
-    word = text.strip().lower()
-    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
-
-
-def _as_bool(setting: Setting) -> Setting:
-    if setting.value is None or isinstance(setting.value, bool):
-        return setting
-    value = parse_bool(str(setting.value))
-    if value is not None:
-        return Setting(value, setting.source)
-    raise ConfigurationError(
-        f"{setting.source} is {setting.value!r}, not a boolean; use 1/0, true/false")
-
-
-def _as_slowest(setting: Setting) -> Setting:
-    """Timing: off (None), on (the 10 slowest tests listed) or how many to list."""
-    switch = parse_bool(setting.value)
-    if switch is not None:
-        return Setting(DEFAULT_SLOWEST if switch else None, setting.source)
-    if setting.value.isdigit():
-        return Setting(int(setting.value), setting.source)
-    raise ConfigurationError(
-        f"{setting.source} is {setting.value!r}; use 1 to report where time went at exit "
-        f"(with the {DEFAULT_SLOWEST} slowest tests), a number such as 25 to list that many, "
-        "or 0 for off")
-
-
-def _as_shard(setting: Setting) -> Setting:
-    """A shard as ``(index, count)``, 1-based."""
-    index, _, count = setting.value.partition("/")
-    try:
-        shard = (int(index), int(count))
-    except ValueError:
-        shard = (0, 0)
-    if not 1 <= shard[0] <= shard[1]:
-        raise ConfigurationError(
-            f"{setting.source} is {setting.value!r}; use INDEX/COUNT with "
-            "1 <= INDEX <= COUNT, e.g. 2/4 for the second of four machines")
-    return Setting(shard, setting.source)
-
-
-def _as_log_level(setting: Setting) -> Setting:
-    name = setting.value.upper()
-    if not isinstance(logging.getLevelName(name), int):
-        raise ConfigurationError(
-            f"{setting.source} is {name!r}, not a logging level; "
-            "use DEBUG, INFO, WARNING or ERROR")
-    return Setting(name, setting.source)
-
-
-
-def _as_seed(setting: Setting) -> Setting:
-    """A shuffle seed: a whole number, ``"random"`` (picked when the run starts), or off."""
-    text = setting.value.strip().lower()
-    if text == "random" or text.isdigit():
-        return Setting(text if text == "random" else int(text), setting.source)
-    if text == "off":
-        return Setting(None, setting.source)
-    raise ConfigurationError(
-        f"{setting.source} is {setting.value!r}, not a seed; use a whole number such as "
-        "1234 to repeat an order, 'random' to pick one (it is printed), or 'off'")
-
-
-def _as_policy(setting: Setting) -> Setting:
-    value = str(setting.value).strip().lower()
-    if value in N_PLUS_ONE_POLICIES:
-        return Setting(value, setting.source)
-    close = difflib.get_close_matches(value, N_PLUS_ONE_POLICIES, n=1)
-    raise ConfigurationError(
-        f"{setting.source} is {setting.value!r}; use one of "
-        f"{', '.join(map(repr, N_PLUS_ONE_POLICIES))}"
-        + (f" (did you mean {close[0]!r}?)" if close else ""))
-
-
-def _as_count(setting: Setting) -> Setting:
-    text = str(setting.value).strip()
-    if isinstance(setting.value, bool) or not text.isdigit() or int(text) < 1:
-        raise ConfigurationError(
-            f"{setting.source} is {setting.value!r}, not a whole number of statements "
-            "above 0; use e.g. 10")
-    return Setting(int(text), setting.source)
-
-
-def _as_seconds(setting: Setting) -> Setting:
-    try:
-        seconds = float(setting.value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds <= 0:
-        raise ConfigurationError(
-            f"{setting.source} is {setting.value!r}, not a positive number of seconds; "
-            "use e.g. 4")
-    return Setting(seconds, setting.source)
