@@ -23,6 +23,7 @@ from test_framework.errors import ConfigurationError
 
 SECTION = "test_framework"
 DATABASE_URL_ENV = "TEST_DATABASE_URL"
+CACHE_ENVIRONMENT = "XDG_CACHE_HOME"
 ENVIRONMENT_KEYS = {
     "database_url": DATABASE_URL_ENV,
     "asyncio_debug": "TEST_FRAMEWORK_ASYNCIO_DEBUG",
@@ -129,6 +130,16 @@ def run_setting(name: str, environ: Mapping[str, str] = os.environ) -> Setting:
     parse = {"shard": as_shard, "timing": as_slowest, "log_level": as_log_level,
              "shuffle": as_seed}[name]
     return parse(Setting(raw, f"{env_name} (environment)"))
+
+
+def cache_folder(environ: Mapping[str, str] = os.environ) -> Setting:
+    """The framework's folder for files kept between runs (SQLite templates, kept databases,
+    passed migration checks): ``$XDG_CACHE_HOME/test_framework``, else
+    ``~/.cache/test_framework``. Read afresh on each call, like ``run_setting``; not made."""
+    base = environ.get(CACHE_ENVIRONMENT)
+    if base:
+        return Setting(Path(base) / "test_framework", f"{CACHE_ENVIRONMENT} (environment)")
+    return Setting(Path.home() / ".cache" / "test_framework", DEFAULT_SOURCE)
 
 
 def database_url_for(test_class: type) -> Setting:

@@ -4,8 +4,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from test_framework.config import (RUN_KEYS, Setting, database_url_for, load_project_settings,
-                                   parse_bool, run_setting)
+from test_framework.config import (RUN_KEYS, Setting, cache_folder, database_url_for,
+                                   load_project_settings, parse_bool, run_setting)
 from test_framework.errors import ConfigurationError
 
 
@@ -104,3 +104,12 @@ class TestParseBool(unittest.TestCase):
         self.assertIs(load_project_settings({"TEST_FRAMEWORK_KEEP_DATABASE": "Yes"},
                                             temporary_folder(self)).keep_database.value, True)
         self.assertEqual(run_setting("timing", {"TEST_FRAMEWORK_TIMING": "Yes"}).value, 10)
+
+
+class TestCacheFolder(unittest.TestCase):
+    def test_xdg_cache_home_with_its_source_else_home_cache(self):
+        folder = temporary_folder(self)
+        self.assertEqual(cache_folder({"XDG_CACHE_HOME": str(folder)}),
+                         Setting(folder / "test_framework", "XDG_CACHE_HOME (environment)"))
+        self.assertEqual(cache_folder({"XDG_CACHE_HOME": ""}),
+                         Setting(Path.home() / ".cache" / "test_framework", "default"))

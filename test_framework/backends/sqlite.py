@@ -45,6 +45,7 @@ from sqlalchemy.schema import sort_tables
 
 from test_framework.backends import sqlite_interrupts
 from test_framework.backends.base import Backend, DatabaseRecord
+from test_framework.config import cache_folder
 from test_framework.interrupts import on_interrupt
 from test_framework.log import get_logger
 from test_framework.greenlet_bridge import await_from_sync
@@ -75,8 +76,7 @@ _held_for_run: dict[str, tuple[int, IO]] = {}
 
 def cache_dir() -> Path:
     """Where templates and kept databases live between runs."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    folder = Path(base) / "test_framework" / "sqlite"
+    folder = cache_folder().value / "sqlite"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from test_framework.config import cache_folder
 from test_framework.log import get_logger
 
 logger = get_logger(__name__)
@@ -30,8 +31,7 @@ MAX_ENTRIES = 200
 
 def cache_path() -> Path:
     """The cache file, beside the SQLite templates (``backends/sqlite.py``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "test_framework" / CACHE_FILE
+    return cache_folder().value / CACHE_FILE
 
 
 def passed_before(fingerprint: str) -> dict | None:
