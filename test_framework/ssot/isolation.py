@@ -1,12 +1,13 @@
 """The two isolation modes: how a test gets its sessions and how its writes are undone.
 
-``"rollback"`` (default): the class holds one connection; each test runs in
-an outer transaction on it, and every session (``self.session`` and those
-from ``self.session_factory``) joins that transaction through savepoints
+``"rollback"`` (default): the class holds one connection and one
+transaction on it, with a savepoint each test rolls back to at its end (and
+keeps for the next); every session (``self.session`` and those from
+``self.session_factory``) joins that transaction through savepoints
 (``join_transaction_mode="create_savepoint"``). Application code may commit
 or roll back freely, its sessions opening and closing in any order
 (``shared_savepoints.py`` keeps one session's rollback from undoing another's
-work); the outer rollback at teardown undoes everything.
+work, and sends a session's savepoint only when it writes).
 
 ``"commit"``: sessions use the engine's pool and commit for real, so other
 connections see the rows. ``AsyncTestDatabase`` deletes what it created.
@@ -36,15 +37,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, A
 from test_framework.config import Timeouts
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
                                    DeferredConstraintError, last_cause)
-from test_framework.log import current_test_id, mask_url
+from test_framework.log import current_test_id, get_logger, mask_url
 from test_framework.backends import require_test_connection
 from test_framework.provision import data_tables
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.leftovers import LeftoverRowDetector
+from test_framework.ssot.shared_savepoints import begin_base, rollback_to_base
 from test_framework.ssot.sessions import (DEFAULT_SESSION_OPTIONS, RecordingSessionmaker,
                                           label_session, share_savepoints)
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
+
+
+logger = get_logger(__name__)
+TEST_SAVEPOINT = "tf_test"  # the savepoint every rollback-mode test of a class goes back to
 
 
 # Copies the state a failed test saw, read on the connection given (ssot/kept_failures.py);
@@ -61,11 +67,10 @@ class TestSessions:
     session: AsyncSession
     session_factory: RecordingSessionmaker
     db: AsyncTestDatabase
-    outer: AsyncTransaction | None = None
 
 
 class RollbackIsolation:
-    """Every test inside one outer transaction that is rolled back at teardown."""
+    """Every test inside the class's transaction, rolled back to its savepoint at teardown."""
 
     name = "rollback"
     private_database = False
@@ -90,7 +95,7 @@ class RollbackIsolation:
         self._class_transaction: AsyncTransaction | None = None
 
     async def begin_test(self, **helper_options) -> TestSessions:
-        """Open the test's outer transaction, or, with class data, its savepoint.
+        """Give the test its sessions, beginning the class's transaction on the first test.
 
         A class connection the server closed since the last test (a restart) is
         replaced first; noticing that costs a few loop passes, no round trip.
@@ -112,21 +117,17 @@ class RollbackIsolation:
                     f"this test: {type(exc).__name__}: {exc}; "
                     f"{self.backend.explain_connect_error(exc) if self.backend else ''}"
                 ) from last_cause(exc)
-        if self.class_data is not None and self._class_transaction is None:
-            await self._create_class_data(helper_options)
-        if self._class_transaction is not None:
-            outer = await self._connection.begin_nested()
-        else:
-            outer = await self._connection.begin()
+        if self._class_transaction is None:
+            await self._begin_class(helper_options)
         if self.reset_sequences:  # in the test's transaction, so a class's rows count too
             await self.backend.reset_sequences(self._connection)
         if self.check_deferred_constraints and self._deferrable is None:
             self._deferrable = await self.backend.has_deferrable_constraints(self._connection)
-        return self._sessions(outer, helper_options)
+        return self._sessions(helper_options, base=TEST_SAVEPOINT)
 
-    def _sessions(self, outer: AsyncTransaction | None, helper_options: dict, *,
+    def _sessions(self, helper_options: dict, *, base: str | None,
                   label: str = "self.session") -> TestSessions:
-        factory = RecordingSessionmaker(self._connection, shared=True,
+        factory = RecordingSessionmaker(self._connection, shared=True, base=base,
                                         turn_bound=self.turn_bound,
                                         join_transaction_mode="create_savepoint",
                                         **self.session_options)
@@ -134,22 +135,27 @@ class RollbackIsolation:
         label_session(session, label)
         db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
                                hold_read_transactions=True, **helper_options)
-        return TestSessions(session, factory, db, outer)
+        return TestSessions(session, factory, db)
 
-    async def _create_class_data(self, helper_options: dict) -> None:
-        """Run the class's data hook once, inside a transaction that lasts for the class.
+    async def _begin_class(self, helper_options: dict) -> None:
+        """Begin the transaction that lasts for the class, and the savepoint each test undoes.
 
-        Each test then runs in a savepoint on top of it, so what a test changes
-        is undone and the class's rows stay; the class transaction is rolled
-        back when the class ends (or redone if the connection was replaced).
+        A test then costs one ``ROLLBACK TO SAVEPOINT`` at its end, which keeps
+        the savepoint for the next test: no BEGIN, no ROLLBACK, no new
+        SAVEPOINT per test. The class's data (``asyncSetUpTestData``) goes in
+        below the savepoint, so every test sees it and none can change it for
+        the next. Redone when the connection was replaced or a test ended the
+        transaction itself (a raw ``COMMIT``).
         """
         self._class_transaction = await self._connection.begin()
-        sessions = self._sessions(None, helper_options,
-                                  label="asyncSetUpTestData's session (its db)")
-        try:
-            await self.class_data(sessions.db)
-        finally:
-            await sessions.session_factory.close_all()
+        if self.class_data is not None:
+            sessions = self._sessions(helper_options, base=None,
+                                      label="asyncSetUpTestData's session (its db)")
+            try:
+                await self.class_data(sessions.db)
+            finally:
+                await sessions.session_factory.close_all()
+        await self._connection.run_sync(begin_base, TEST_SAVEPOINT)
 
     async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
         """Roll back first: one round trip undoes every write and savepoint of the test.
@@ -204,16 +210,28 @@ class RollbackIsolation:
         await keep(self._connection)
 
     async def _undo_test(self, sessions: TestSessions) -> None:
-        if self._class_transaction is not None:
-            # The test runs in a savepoint: its sessions' savepoints, nested inside
-            # it, must be closed before it is rolled back.
-            await self._close_sessions(sessions)
-            if sessions.outer.is_active:
-                await sessions.outer.rollback()
-        else:
-            if sessions.outer.is_active:
-                await sessions.outer.rollback()
-            await self._close_sessions(sessions)
+        """Close the sessions (no SQL: all is undone anyway), then roll back to the savepoint.
+
+        A savepoint the test made on the connection itself and left open is
+        rolled back first, so SQLAlchemy's view of the connection starts the
+        next test empty. A test that ended the class's transaction (a raw
+        ``COMMIT``) has no savepoint left to go back to: what it committed
+        stays, and the class's transaction begins again for the next test.
+        """
+        await self._close_sessions(sessions)
+        connection = self._connection
+        while connection.in_nested_transaction():
+            await connection.get_nested_transaction().rollback()
+        try:
+            await connection.run_sync(rollback_to_base, TEST_SAVEPOINT)
+        except Exception as exc:
+            if not self._connection_usable():
+                raise
+            logger.warning("%s ended the class's transaction itself (%s), so what it "
+                           "committed was not undone; the next test begins a new one",
+                           current_test_id.get(), last_cause(exc))
+            self._class_transaction = None
+            await connection.rollback()
 
     async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
         """Return the class connection to the pool (its class transaction rolls back).

@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from test_framework.errors import TestFrameworkError
 from test_framework.log import get_logger
+from test_framework.backends.savepoints import STACK as DEPTH_NAMES
 from test_framework.greenlet_bridge import await_from_sync
 from test_framework.ssot.session_tasks import (ConcurrentSessionsError, ConnectionTurns, Holder,
                                               SessionTask, shared_session)
@@ -62,6 +63,7 @@ _RENEWALS = itertools.count(1)  # names of the savepoints made here, unique in t
 _FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
 _ENDS = {"RELEASE", "ROLLBACK", "COMMIT", "BEGIN", "END"}
 _READS = {"SELECT", "SHOW", "EXPLAIN", "VALUES"}
+RELEASE_BATCH = 32  # ended savepoints left on the server before one RELEASE removes them
 _ONE_CONNECTION = "In rollback isolation every session is a savepoint on the test's one connection"
 _COMMIT_MODE = ("or give this test class isolation = 'commit', which gives each session its own "
                 "connection")
@@ -92,12 +94,24 @@ class _SessionSavepoint:
 
 @dataclass(eq=False)
 class _Mark:
-    """A savepoint on the server, by the name its dialect hook was given."""
+    """A savepoint on the server, by the name its dialect hook was given.
+
+    ``send`` is set while the savepoint is not on the server yet: a session's
+    own savepoint is sent just before its first write, and only if a
+    rollback to the newest savepoint there would undo more than that
+    session's work. ``base`` is the test's savepoint, kept for the class.
+    """
 
     name: str
-    start: int  # the log's length when it was made
+    start: int  # the log's length when it was made (or sent)
     owner: _SessionSavepoint | None = None  # None: made outside the sessions
     released: bool = False
+    send: Callable[[], None] | None = None
+    base: bool = False
+
+    @property
+    def sent(self) -> bool:
+        return self.send is None
 
     @property
     def ended(self) -> bool:
@@ -107,9 +121,10 @@ class _Mark:
 class SharedSavepoints:
     """What each session's commit or rollback sends to the one connection (module docstring)."""
 
-    def __init__(self, connection: Connection, *, turn_bound: float) -> None:
+    def __init__(self, connection: Connection, *, turn_bound: float,
+                 base: str | None = None) -> None:
         self.connection = connection
-        self.marks: list[_Mark] = []
+        self.marks: list[_Mark] = [_Mark(base, 0, base=True)] if base else []
         self.log: list[Session | None] = []  # who wrote (or failed), statement by statement
         self.by_name: dict[str, _SessionSavepoint] = {}
         self.open: list[_SessionSavepoint] = []  # oldest first
@@ -140,8 +155,27 @@ class SharedSavepoints:
 
     # -- what happens on the connection ---------------------------------------
 
-    def made(self, name: str) -> None:
-        self.marks.append(_Mark(name, len(self.log)))
+    def made(self, name: str, send: Callable[[], None]) -> None:
+        """Note a savepoint SQLAlchemy asked for; ``send`` puts it on the server.
+
+        A session's own savepoint (its transaction) waits until the session
+        writes: one that only reads has nothing to undo, so most sessions
+        (every helper read, every commit of a helper write) cost no SAVEPOINT
+        and no RELEASE. A ``begin_nested()`` inside a session, and a savepoint
+        no session owns, are sent before anything else runs.
+        """
+        self.marks.append(_Mark(name, len(self.log), send=send))
+
+    def _send(self, mark: _Mark) -> None:
+        send, mark.send = mark.send, None
+        send()
+        self.marks.remove(mark)
+        mark.start = len(self.log)
+        self.marks.append(mark)
+
+    def _send_unowned(self) -> None:
+        for mark in [mark for mark in self.marks if not mark.sent and mark.owner is None]:
+            self._send(mark)
 
     def _began(self, session: Session, transaction, connection: Connection) -> None:
         """Own the savepoint SQLAlchemy just made for ``session``."""
@@ -152,31 +186,50 @@ class SharedSavepoints:
                                       len(self.log), root, SessionTask.current())
         self.marks[-1].owner = self.by_name[self.marks[-1].name] = savepoint
         self.open.append(savepoint)
+        if root is not None:
+            self._send(self.marks[-1])
         if root is None:
             self.outcomes[session] = "still open"
             self.turns.changed()
         self.running = (getcurrent(), session)
 
     def _runs(self, session: Session) -> None:
-        """Before ``session`` runs SQL: credit it, and renew its savepoint if others wrote."""
+        """Before ``session`` runs SQL: one task at a time, and credit it with what runs."""
         self._one_task_at_a_time(session)
         self.running = (getcurrent(), session)
-        newest = self._newest(session)
-        if newest is None or self._first_write(newest) is not None:
-            return  # not begun (its savepoint comes next), or its writes are below anyway
-        newest.begin = len(self.log)  # the same writes are its own; later scans are shorter
-        top = self.marks[-1] if self.marks else None
-        if top and top.start == len(self.log) and top.owner and top.owner.session is session:
+
+    def _before_write(self, session: Session | None) -> None:
+        """Give ``session``'s first write a savepoint that undoes it alone, if none is there.
+
+        The newest savepoint on the server does, when nobody wrote after it;
+        else the session's own is sent now (or, for one already on the server
+        below others' writes, a fresh one takes its place).
+        """
+        savepoint = self._newest(session) if session is not None else None
+        if savepoint is None or self._first_write(savepoint) is not None:
+            return  # not a session's, or its writes are below anyway
+        savepoint.begin = len(self.log)  # the same writes are its own; later scans are shorter
+        newest_sent = next((mark for mark in reversed(self.marks) if mark.sent), None)
+        if newest_sent is not None and newest_sent.start == len(self.log):
             return
-        self.connection.dialect.do_savepoint(self.connection, f"tf_session_{next(_RENEWALS)}")
-        self.marks[-1].owner = newest.root or newest
+        owner = savepoint.root or savepoint
+        mark = next((mark for mark in self.marks if mark.owner is owner and not mark.sent), None)
+        if mark is None:
+            self.connection.dialect.do_savepoint(self.connection,
+                                                 f"tf_session_{next(_RENEWALS)}")
+            self.marks[-1].owner = owner
+            mark = self.marks[-1]
+        self._send(mark)
 
     def statement(self, statement: str, context) -> None:
         kind = _kind(statement, context)
         if kind != "end":
             self.take_turn(opening=kind == "savepoint")
+            self._send_unowned()
         if kind == "write":
-            self.log.append(self._writer())
+            writer = self._writer()
+            self._before_write(writer)
+            self.log.append(writer)
 
     def take_turn(self, *, opening: bool) -> None:
         """Wait until the running task may use the connection (``session_tasks.py``)."""
@@ -218,7 +271,11 @@ class SharedSavepoints:
     def _rollback(self, name: str, sql: SavepointSql) -> None:
         savepoint, mark = self.by_name.get(name), self._mark(name)
         if savepoint is None:
-            return self._roll_back_to(mark, sql) if mark else sql.rollback_to(name)
+            if mark is None:
+                return sql.rollback_to(name)  # made before this test's sessions: as asked
+            if not mark.sent:
+                return self.marks.remove(mark)  # never on the server: nothing to undo
+            return self._roll_back_to(mark, sql)
         _end_newest_first(savepoint.transaction)
         first = self._first_write(savepoint)
         self._end(savepoint, "rolled back")
@@ -228,7 +285,8 @@ class SharedSavepoints:
             logger.debug("%s ends with nothing of its own to undo: no ROLLBACK TO",
                          _label(savepoint.session))
             return self._release_ended(sql)
-        target = next((mark for mark in reversed(self.marks) if mark.start <= first), None)
+        target = next((mark for mark in reversed(self.marks)
+                       if mark.sent and mark.start <= first), None)
         others = self._writers_after(target.start if target else 0, savepoint)
         if target is None or others:
             raise RollbackConflictError(self._conflict(savepoint, others))
@@ -242,20 +300,29 @@ class SharedSavepoints:
             self.outcomes[savepoint.session] = outcome
 
     def _release_ended(self, sql: SavepointSql) -> None:
-        """``RELEASE`` the ended savepoints on top of the stack, all in one."""
+        """Forget the ended savepoints on top of the stack; ``RELEASE`` them only when many.
+
+        An ended savepoint left on the server harms nothing (the test's
+        rollback removes it) and still marks a place a later rollback may
+        go back to, while each ``RELEASE`` is a round trip: so they are
+        released in one statement once ``RELEASE_BATCH`` have piled up.
+        """
         index = len(self.marks)
         while index and self.marks[index - 1].ended:
             index -= 1
-        if index == len(self.marks) and self.marks:
-            logger.debug("RELEASE deferred: an open session's savepoint %s is above",
-                         self.marks[-1].name)
-        if index < len(self.marks):
-            sql.release(self.marks[index].name)
-            del self.marks[index:]
+        ended = [mark for mark in self.marks[index:] if mark.sent]
+        if len(ended) >= RELEASE_BATCH:
+            sql.release(ended[0].name)
+            ended = []
+        self.marks[index:] = ended
 
     def _roll_back_to(self, mark: _Mark, sql: SavepointSql) -> None:
-        sql.rollback_to(mark.name)
-        del self.marks[self.marks.index(mark):]
+        if mark.base:  # kept: on the server and here, for the next rollback and the next test
+            rollback_to_base(self.connection, mark.name)
+            del self.marks[self.marks.index(mark) + 1:]
+        else:
+            sql.rollback_to(mark.name)
+            del self.marks[self.marks.index(mark):]
         del self.log[mark.start:]
         for savepoint in self.open:
             savepoint.begin = min(savepoint.begin, mark.start)
@@ -323,6 +390,29 @@ class SharedSavepoints:
                 f"Commit or roll back the first session before another one writes, {_COMMIT_MODE}")
 
 
+def begin_base(connection: Connection, name: str) -> None:
+    """Make the test's savepoint, which every test of the class rolls back to and keeps."""
+    _driver_sql(connection, f"SAVEPOINT {name}")
+
+
+def rollback_to_base(connection: Connection, name: str) -> None:
+    """Undo everything since the test's savepoint, keeping it; forget the savepoints above.
+
+    On the driver's cursor, past SQLAlchemy: this may run inside SQLAlchemy's
+    own savepoint handling, and it is bookkeeping, not the test's work.
+    """
+    _driver_sql(connection, f"ROLLBACK TO SAVEPOINT {name}")
+    connection.info.pop(DEPTH_NAMES, None)
+
+
+def _driver_sql(connection: Connection, sql: str) -> None:
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
 def share_savepoints(engine: AsyncEngine) -> None:
     """Send the engine's savepoint SQL through its connection's ``SharedSavepoints``, if any.
 
@@ -338,9 +428,8 @@ def share_savepoints(engine: AsyncEngine) -> None:
     def do_savepoint(connection, name):
         if (ledger := connection.info.get(LEDGER_KEY)) is not None:
             ledger.take_turn(opening=True)  # before the name: hooks beneath count depth
+            return ledger.made(name, partial(savepoint, connection, name))
         savepoint(connection, name)
-        if ledger is not None:
-            ledger.made(name)
 
     def do_release_savepoint(connection, name):
         if (ledger := connection.info.get(LEDGER_KEY)) is None:
@@ -384,6 +473,8 @@ def _kind(statement: str, context) -> str:
         return "savepoint"
     if context is not None and (context.isinsert or context.isupdate or context.isdelete):
         return "write"
+    if word == "PRAGMA":  # SQLite: a question (table_info) reads, a setting (x = y) writes
+        return "write" if "=" in statement else "read"
     compiled = getattr(getattr(context, "compiled", None), "statement", None)
     return "read" if word in _READS or getattr(compiled, "is_select", False) else "write"
 
