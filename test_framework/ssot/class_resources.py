@@ -24,7 +24,7 @@ from test_framework.provision import (build_memory_schema, drop_database,
                                       provisioned_database)
 from test_framework.provision.schema import schema_for
 from test_framework.ssot.class_loop import class_runner
-from test_framework.ssot.isolation import isolation_class
+from test_framework.ssot.isolation import IsolationSettings, isolation_class
 from test_framework.ssot.metrics import TestMetrics
 from test_framework.ssot.sessions import session_options
 from test_framework.ssot.unanswered import report_abandoned, teardown_bound
@@ -74,10 +74,15 @@ class ClassResources:
                 f"cannot connect to the test database {self.database.masked_url} (from "
                 f"{self.url_setting.source}): {exc}; "
                 f"{self.backend.explain_connect_error(exc)}") from last_cause(exc)
-        self.isolation = self.isolation_class(
-            self.engine, backend=self.backend, metadata=self.metadata,
+        self.isolation = self.isolation_class(self.engine, backend=self.backend,
+                                              settings=self._isolation_settings())
+
+    def _isolation_settings(self) -> IsolationSettings:
+        """What the class asks of its isolation mode, each value read once here."""
+        return IsolationSettings(
+            metadata=self.metadata, class_data=self.class_data,
             leftover_rows=getattr(self.test_class, "leftover_rows", None)
-            or settings.leftover_rows.value, class_data=self.class_data,
+            or project_settings().leftover_rows.value,
             session_options=self.session_options,
             reset_sequences=class_switch(self.test_class, "reset_sequences", False).value,
             check_deferred_constraints=class_switch(

@@ -1,23 +1,14 @@
-"""The two isolation modes: how a test gets its sessions and how its writes are undone.
+"""Rollback isolation: the class's one connection and transaction, a kept savepoint per test.
 
-``"rollback"`` (default): the class holds one connection and one
-transaction on it, with a savepoint each test rolls back to at its end (and
-keeps for the next); every session (``self.session`` and those from
-``self.session_factory``) joins that transaction through savepoints
-(``join_transaction_mode="create_savepoint"``). Application code may commit
-or roll back freely, its sessions opening and closing in any order
-(``shared_savepoints.py`` keeps one session's rollback from undoing another's
-work, and sends a session's savepoint only when it writes).
-
-``"commit"``: sessions use the engine's pool and commit for real, so other
-connections see the rows. ``AsyncTestDatabase`` deletes what it created.
-
-``"truncate"`` and ``"database"`` are commit mode with a heavier reset:
-every table emptied after each test, or a database of the class's own.
-
-Every mode replaces a connection the server closed between tests, bounds
-each teardown step, and abandons what does not answer in time
-(``ssot/unanswered.py``).
+The class holds one connection and one transaction on it, with a savepoint
+each test rolls back to at its end (and keeps for the next); every session
+(``self.session`` and those from ``self.session_factory``) joins that
+transaction through savepoints (``join_transaction_mode="create_savepoint"``).
+Application code may commit or roll back freely, its sessions opening and
+closing in any order: ``shared_savepoints.py`` keeps one session's rollback
+from undoing another's work, and sends a session's savepoint only when it
+writes. A connection the server closed between tests is replaced; each
+teardown step is bounded (``ssot/unanswered.py``).
 """
 
 from __future__ import annotations
@@ -25,67 +16,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import warnings
-from dataclasses import dataclass
-from typing import Awaitable, Callable
 
-from sqlalchemy import MetaData, event
-from sqlalchemy.exc import DBAPIError, DisconnectionError
-from sqlalchemy.util import greenlet_spawn
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, AsyncTransaction
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from test_framework.config import Timeouts
-from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
-                                   DeferredConstraintError, last_cause)
+from test_framework.errors import DatabaseUnavailableError, DeferredConstraintError, last_cause
 from test_framework.log import current_test_id, get_logger, mask_url
-from test_framework.backends import require_test_connection
-from test_framework.provision import data_tables
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
-from test_framework.ssot.leftovers import LeftoverRowDetector
+from test_framework.ssot.isolation.protocol import (Isolation, IsolationSettings, KeepState,
+                                                    TestSessions)
+from test_framework.ssot.sessions import RecordingSessionmaker, label_session, share_savepoints
 from test_framework.ssot.shared_savepoints import begin_base, rollback_to_base
-from test_framework.ssot.sessions import (DEFAULT_SESSION_OPTIONS, RecordingSessionmaker,
-                                          label_session, share_savepoints)
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
-
 
 logger = get_logger(__name__)
 TEST_SAVEPOINT = "tf_test"  # the savepoint every rollback-mode test of a class goes back to
 
 
-# Copies the state a failed test saw, read on the connection given (ssot/kept_failures.py);
-# False when it could not and may be asked again (``final=False``).
-KeepState = Callable[..., Awaitable[bool]]
-
-
-@dataclass
-class TestSessions:
-    """What one test gets: a session, a factory for more, the helper, and what undoes them."""
-
-    __test__ = False
-
-    session: AsyncSession
-    session_factory: RecordingSessionmaker
-    db: AsyncTestDatabase
-
-
-class RollbackIsolation:
+class RollbackIsolation(Isolation):
     """Every test inside the class's transaction, rolled back to its savepoint at teardown."""
 
     name = "rollback"
-    private_database = False
     supports_class_data = True
+    holds_one_connection = True
 
-    def __init__(self, engine: AsyncEngine, *, backend=None, class_data=None,
-                 session_options: dict | None = None, reset_sequences: bool = False,
-                 check_deferred_constraints: bool = True, **_options) -> None:
-        self.engine = engine
-        self.backend = backend
-        self.class_data = class_data
-        self.reset_sequences = reset_sequences and backend is not None
-        self.check_deferred_constraints = check_deferred_constraints and backend is not None
+    def __init__(self, engine: AsyncEngine, *, backend=None,
+                 settings: IsolationSettings = IsolationSettings()) -> None:
+        super().__init__(engine, backend=backend, settings=settings)
+        self.class_data = settings.class_data
+        self.reset_sequences = settings.reset_sequences and backend is not None
+        self.check_deferred_constraints = (settings.check_deferred_constraints
+                                           and backend is not None)
         self._deferrable: bool | None = None  # does the schema have any? Asked once.
-        self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
+        self.session_options = dict(settings.session_options)
         share_savepoints(engine)
         self.teardown_bound = teardown_bound(backend)
         # How long a task may wait for its turn on the connection (ssot/session_tasks.py).
@@ -292,160 +257,3 @@ class RollbackIsolation:
         if not connection.closed:
             drop_now(connection.sync_connection)
         self._collect_before_connecting = True
-
-
-class CommitIsolation:
-    """Real commits on pooled connections; tracked rows are deleted at teardown."""
-
-    name = "commit"
-    private_database = False
-    supports_class_data = False
-
-    def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
-                 leftover_rows: str = "warn", session_options: dict | None = None,
-                 reset_sequences: bool = False, **_options) -> None:
-        self.engine = engine
-        self.backend = backend
-        self.reset_sequences = reset_sequences and backend is not None
-        self.session_options = dict(session_options or DEFAULT_SESSION_OPTIONS)
-        self.teardown_bound = teardown_bound(backend)
-        # Pool events, so a connection a test leaves checked out can be closed for it.
-        self.checkouts: dict = {}
-        event.listen(engine.sync_engine.pool, "checkout", self._on_checkout)
-        event.listen(engine.sync_engine.pool, "checkin",
-                     lambda dbapi, record: self.checkouts.pop(record, None))
-        self.leftovers = LeftoverRowDetector(engine, leftover_rows)
-
-    def _on_checkout(self, dbapi_connection, record, proxy) -> None:
-        """Refuse a pooled connection the server closed (restart): the pool makes a new one.
-
-        The local equivalent of ``pool_pre_ping``, without its round trip.
-        """
-        if self.backend is not None and \
-                self.backend.connection_is_closed(dbapi_connection.driver_connection):
-            raise DisconnectionError("closed by the server while in the pool")
-        self.checkouts[record] = proxy
-
-    async def begin_test(self, **helper_options) -> TestSessions:
-        await notice_closed_connections()
-        await self.leftovers.start()
-        if self.reset_sequences:
-            async with self.engine.begin() as connection:
-                await self.backend.reset_sequences(connection)
-        factory = RecordingSessionmaker(self.engine, **self.session_options)
-        session = factory()
-        label_session(session, "self.session")
-        return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
-
-    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
-        """Close the app's sessions, delete the rows the test made, look for leftovers.
-
-        The app's sessions go first: one left open may hold locks on the very
-        rows cleanup deletes (its uncommitted work is rolled back). ``keep``
-        first copies what the test committed (a failed test, with
-        ``TEST_FRAMEWORK_KEEP_FAILED``).
-        """
-        if keep is not None:
-            async with self.bounded("keeping the failed test's state"), \
-                    self.engine.connect() as connection:
-                await keep(connection)
-        async with self.bounded("the test's cleanup"):
-            try:
-                await sessions.session_factory.close_all(keep=sessions.session)
-                await sessions.db.cleanup()
-            finally:
-                await sessions.session_factory.close_all()
-        test_id = current_test_id.get()
-        if self.checkouts:
-            leftovers = list(self.checkouts.values())
-            self.checkouts.clear()
-            warnings.warn(f"{test_id} left {len(leftovers)} connection(s) checked out of the "
-                          "engine; they were closed. Close what you open "
-                          "(async with engine.connect() ...)", ResourceWarning, stacklevel=2)
-            for connection in leftovers:
-                await greenlet_spawn(connection.invalidate)
-        await self.leftovers.check(test_id)
-
-    async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
-        """Nothing held between tests; the engine's disposal closes the pool."""
-
-    def abandon(self, why: str) -> None:
-        """Drop every connection a session still has checked out, without waiting (Ctrl-C)."""
-        dropped = self._drop_checkouts()
-        if dropped:
-            report_abandoned(f"{dropped} database connection(s) of the test's sessions", why)
-
-    @contextlib.asynccontextmanager
-    async def bounded(self, step: str):
-        """Give ``step`` at most ``teardown_bound``; past that, abandon what it holds."""
-        try:
-            async with asyncio.timeout(self.teardown_bound):
-                yield
-        except TimeoutError as exc:
-            self._drop_checkouts()
-            raise no_answer(step, "the database connection(s) it used",
-                            self.teardown_bound) from exc
-
-    def _drop_checkouts(self) -> int:
-        leftovers = list(self.checkouts.values())
-        self.checkouts.clear()
-        for connection in leftovers:
-            drop_now(connection)
-        return len(leftovers)
-
-
-class TruncateIsolation(CommitIsolation):
-    """Real commits; after each test every table of the schema is emptied at once.
-
-    For code that commits rows the test cannot track (bulk loads, other
-    processes). One TRUNCATE on PostgreSQL; DELETEs in foreign-key order on
-    SQLite.
-    """
-
-    name = "truncate"
-
-    def __init__(self, engine: AsyncEngine, *, backend=None, metadata: MetaData | None = None,
-                 **options) -> None:
-        super().__init__(engine, backend=backend, metadata=metadata, leftover_rows="ignore",
-                         session_options=options.get("session_options"))
-        self.tables = None  # reflected on first use: the database's real tables
-
-    async def begin_test(self, **helper_options) -> TestSessions:
-        return await super().begin_test(delete_rows_on_cleanup=False, **helper_options)
-
-    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
-        try:
-            await super().end_test(sessions, keep=keep)
-        finally:
-            async with self.bounded("emptying the tables"), self.engine.begin() as connection:
-                await require_test_connection(connection, "truncate")
-                if self.tables is None:
-                    self.tables = await data_tables(connection)
-                await self.backend.empty_tables(connection, self.tables)
-
-
-class DatabaseIsolation(CommitIsolation):
-    """A fresh database for the class, cloned from the template and dropped after it.
-
-    Tests inside the class commit for real and their tracked rows are deleted,
-    as in commit mode; nothing the class does can reach another class.
-    """
-
-    name = "database"
-    private_database = True
-
-
-ISOLATION_MODES = {mode.name: mode for mode in
-                   (RollbackIsolation, CommitIsolation, TruncateIsolation, DatabaseIsolation)}
-
-
-def isolation_class(test_class: type) -> type[RollbackIsolation] | type[CommitIsolation]:
-    """Return the isolation mode a test class asks for, or explain the choices."""
-    mode = getattr(test_class, "isolation", "rollback")
-    if mode not in ISOLATION_MODES:
-        raise ConfigurationError(
-            f"{test_class.__qualname__}.isolation (class attribute) is {mode!r}; use one of "
-            f"{sorted(ISOLATION_MODES)}: 'rollback' undoes each test with one transaction, "
-            "'commit' makes real commits and deletes the rows the test created, 'truncate' "
-            "empties every table after each test, 'database' gives the class its own database")
-    return ISOLATION_MODES[mode]

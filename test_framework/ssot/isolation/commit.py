@@ -1,0 +1,169 @@
+"""Commit isolation and its heavier variants: real commits, undone by deleting.
+
+``"commit"``: sessions use the engine's pool and commit for real, so other
+connections see the rows; ``AsyncTestDatabase`` deletes what it created.
+``"truncate"`` empties every table after each test instead; ``"database"``
+gives the class a database of its own. Each bounds its teardown steps and
+abandons what does not answer in time (``ssot/unanswered.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import warnings
+
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+from test_framework.backends import require_test_connection
+from test_framework.log import current_test_id
+from test_framework.provision import data_tables
+from test_framework.ssot.async_test_helpers import AsyncTestDatabase
+from test_framework.ssot.isolation.protocol import (Isolation, IsolationSettings, KeepState,
+                                                    TestSessions)
+from test_framework.ssot.leftovers import LeftoverRowDetector
+from test_framework.ssot.sessions import RecordingSessionmaker, label_session
+from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
+                                            report_abandoned, teardown_bound)
+
+
+class CommitIsolation(Isolation):
+    """Real commits on pooled connections; tracked rows are deleted at teardown."""
+
+    name = "commit"
+
+    def __init__(self, engine: AsyncEngine, *, backend=None,
+                 settings: IsolationSettings = IsolationSettings()) -> None:
+        super().__init__(engine, backend=backend, settings=settings)
+        self.reset_sequences = settings.reset_sequences and backend is not None
+        self.session_options = dict(settings.session_options)
+        self.teardown_bound = teardown_bound(backend)
+        # Pool events, so a connection a test leaves checked out can be closed for it.
+        self.checkouts: dict = {}
+        event.listen(engine.sync_engine.pool, "checkout", self._on_checkout)
+        event.listen(engine.sync_engine.pool, "checkin",
+                     lambda dbapi, record: self.checkouts.pop(record, None))
+        self.leftovers = LeftoverRowDetector(engine, settings.leftover_rows)
+
+    def _on_checkout(self, dbapi_connection, record, proxy) -> None:
+        """Refuse a pooled connection the server closed (restart): the pool makes a new one.
+
+        The local equivalent of ``pool_pre_ping``, without its round trip.
+        """
+        if self.backend is not None and \
+                self.backend.connection_is_closed(dbapi_connection.driver_connection):
+            raise DisconnectionError("closed by the server while in the pool")
+        self.checkouts[record] = proxy
+
+    async def begin_test(self, **helper_options) -> TestSessions:
+        await notice_closed_connections()
+        await self.leftovers.start()
+        if self.reset_sequences:
+            async with self.engine.begin() as connection:
+                await self.backend.reset_sequences(connection)
+        factory = RecordingSessionmaker(self.engine, **self.session_options)
+        session = factory()
+        label_session(session, "self.session")
+        return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
+
+    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
+        """Close the app's sessions, delete the rows the test made, look for leftovers.
+
+        The app's sessions go first: one left open may hold locks on the very
+        rows cleanup deletes (its uncommitted work is rolled back). ``keep``
+        first copies what the test committed (a failed test, with
+        ``TEST_FRAMEWORK_KEEP_FAILED``).
+        """
+        if keep is not None:
+            async with self.bounded("keeping the failed test's state"), \
+                    self.engine.connect() as connection:
+                await keep(connection)
+        async with self.bounded("the test's cleanup"):
+            try:
+                await sessions.session_factory.close_all(keep=sessions.session)
+                await sessions.db.cleanup()
+            finally:
+                await sessions.session_factory.close_all()
+        test_id = current_test_id.get()
+        if self.checkouts:
+            leftovers = list(self.checkouts.values())
+            self.checkouts.clear()
+            warnings.warn(f"{test_id} left {len(leftovers)} connection(s) checked out of the "
+                          "engine; they were closed. Close what you open "
+                          "(async with engine.connect() ...)", ResourceWarning, stacklevel=2)
+            for connection in leftovers:
+                await greenlet_spawn(connection.invalidate)
+        await self.leftovers.check(test_id)
+
+    async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
+        """Nothing held between tests; the engine's disposal closes the pool."""
+
+    def abandon(self, why: str) -> None:
+        """Drop every connection a session still has checked out, without waiting (Ctrl-C)."""
+        dropped = self._drop_checkouts()
+        if dropped:
+            report_abandoned(f"{dropped} database connection(s) of the test's sessions", why)
+
+    @contextlib.asynccontextmanager
+    async def bounded(self, step: str):
+        """Give ``step`` at most ``teardown_bound``; past that, abandon what it holds."""
+        try:
+            async with asyncio.timeout(self.teardown_bound):
+                yield
+        except TimeoutError as exc:
+            self._drop_checkouts()
+            raise no_answer(step, "the database connection(s) it used",
+                            self.teardown_bound) from exc
+
+    def _drop_checkouts(self) -> int:
+        leftovers = list(self.checkouts.values())
+        self.checkouts.clear()
+        for connection in leftovers:
+            drop_now(connection)
+        return len(leftovers)
+
+
+class TruncateIsolation(CommitIsolation):
+    """Real commits; after each test every table of the schema is emptied at once.
+
+    For code that commits rows the test cannot track (bulk loads, other
+    processes). One TRUNCATE on PostgreSQL; DELETEs in foreign-key order on
+    SQLite.
+    """
+
+    name = "truncate"
+
+    def __init__(self, engine: AsyncEngine, *, backend=None,
+                 settings: IsolationSettings = IsolationSettings()) -> None:
+        # Nothing can be left over: every table is emptied anyway.
+        super().__init__(engine, backend=backend,
+                         settings=dataclasses.replace(settings, leftover_rows="ignore"))
+        self.tables = None  # reflected on first use: the database's real tables
+
+    async def begin_test(self, **helper_options) -> TestSessions:
+        return await super().begin_test(delete_rows_on_cleanup=False, **helper_options)
+
+    async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
+        try:
+            await super().end_test(sessions, keep=keep)
+        finally:
+            async with self.bounded("emptying the tables"), self.engine.begin() as connection:
+                await require_test_connection(connection, "truncate")
+                if self.tables is None:
+                    self.tables = await data_tables(connection)
+                await self.backend.empty_tables(connection, self.tables)
+
+
+class DatabaseIsolation(CommitIsolation):
+    """A fresh database for the class, cloned from the template and dropped after it.
+
+    Tests inside the class commit for real and their tracked rows are deleted,
+    as in commit mode; nothing the class does can reach another class.
+    """
+
+    name = "database"
+    private_database = True
