@@ -8,7 +8,7 @@ that releases the test's sessions) the test body's failure is known. This is
 the one place that knows it; unittest's own record (``_outcome``) is private.
 
 The copy itself is ``provision/kept_states.py``; the isolation mode hands it
-the connection that sees the test's rows (``ssot/isolation.py``). When the
+the connection that sees the test's rows (``ssot/isolation/rollback.py``). When the
 process ends, every kept state is listed on stderr with the test's id and
 where to open it (a masked URL, or the SQLite file's path), because a person
 must find it whether or not logging is configured.

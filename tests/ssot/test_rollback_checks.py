@@ -1,6 +1,6 @@
 """What rollback isolation adds to each test: sequences reset before it, deferred
 constraints checked before its rollback (``backends/*.py`` reset_sequences and
-deferred_violation, called from ``ssot/isolation.py``)."""
+deferred_violation, called from ``ssot/isolation/rollback.py``)."""
 
 import unittest
 

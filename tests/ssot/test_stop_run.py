@@ -49,7 +49,7 @@ class TestBadSettingStopsTheRun(unittest.TestCase):
         self.assertTrue(result.shouldStop)
         self.assertIn("ConfigurationError: ", text)
         self.assertIn("'rollbak'", text)
-        for inner in ("class_resources.py", "isolation.py", "config.py"):
+        for inner in ("class_resources.py", "ssot/isolation", "config.py"):
             self.assertNotIn(inner, text, "framework frames shown")
 
     def test_skipped_class_with_a_bad_url_is_skipped(self):
