@@ -4,17 +4,14 @@ Databases are created, cloned and dropped over short-lived AUTOCOMMIT
 connections to the server's maintenance database (``postgres``), because
 ``CREATE DATABASE`` cannot run inside a transaction. Names are quoted by the
 dialect's identifier preparer and labels rendered as literals by SQLAlchemy,
-never formatted into SQL by hand. Cross-process locks are advisory locks.
+never formatted into SQL by hand. Cross-process locks are advisory locks
+(``postgresql_locks.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import os
-import threading
-import time
 from typing import Any, AsyncIterator
 
 from sqlalchemy import String, Table, literal, text
@@ -25,6 +22,9 @@ from sqlalchemy.pool import NullPool
 
 from test_framework.backends.base import (Backend, DatabaseRecord, run_id, run_label,
                                           run_lock_key, run_of)
+from test_framework.backends.postgresql_locks import (TRY_LOCK, TRY_LOCK_SHARED, UNLOCK,
+                                                      UNLOCK_SHARED, lock_parameters,
+                                                      run_locks, wait_for_lock)
 from test_framework.backends.savepoints import name_savepoints_by_depth
 from test_framework.log import get_logger
 from test_framework.greenlet_bridge import await_from_sync
@@ -47,14 +47,6 @@ SESSIONS_IN_TRANSACTION = text(
 SESSIONS_ON = text(
     "SELECT pid, application_name, state FROM pg_stat_activity "
     "WHERE datname = :n AND pid <> pg_backend_pid()")
-# Two-key advisory locks: a namespace of our own, then a hash of the lock's name.
-LOCK_NAMESPACE = 0x54465257
-TRY_LOCK = text("SELECT pg_try_advisory_lock(:namespace, hashtext(:key))")
-TRY_LOCK_SHARED = text("SELECT pg_try_advisory_lock_shared(:namespace, hashtext(:key))")
-UNLOCK = text("SELECT pg_advisory_unlock(:namespace, hashtext(:key))")
-UNLOCK_SHARED = text("SELECT pg_advisory_unlock_shared(:namespace, hashtext(:key))")
-LOCK_POLL = 0.2
-PROGRESS_EVERY = 10.0
 # Each sequence a column of a table on the search path owns (serial or identity) goes
 # back to what a fresh table would give: after the highest id there, else its START.
 # setval, not ALTER SEQUENCE RESTART: on PostgreSQL 15 both give the test its ids, but
@@ -93,6 +85,11 @@ class PostgreSQLBackend(Backend):
 
     def database_url(self, name: str, *, kept: bool = False) -> URL:
         return self.url.set(database=name)
+
+    @property
+    def maintenance_url(self) -> URL:
+        """Where admin and lock connections go: the server's own database, never a test's."""
+        return self.url.set(database=MAINTENANCE_DATABASE)
 
     async def create_database(self, url: URL, *, template: URL | None = None,
                               label: str | None = None) -> None:
@@ -195,30 +192,30 @@ class PostgreSQLBackend(Backend):
         releases the lock with its connection.
         """
         async with self._admin() as admin:
-            await _wait_for(admin, key, TRY_LOCK)
+            await wait_for_lock(admin, key, TRY_LOCK)
             try:
                 yield
             finally:
-                await admin.execute(UNLOCK, _lock_parameters(key))
+                await admin.execute(UNLOCK, lock_parameters(key))
 
     @contextlib.asynccontextmanager
     async def shared(self, key: str) -> AsyncIterator[None]:
         async with self._admin() as admin:
-            await _wait_for(admin, key, TRY_LOCK_SHARED)
+            await wait_for_lock(admin, key, TRY_LOCK_SHARED)
             try:
                 yield
             finally:
-                await admin.execute(UNLOCK_SHARED, _lock_parameters(key))
+                await admin.execute(UNLOCK_SHARED, lock_parameters(key))
 
     @contextlib.asynccontextmanager
     async def try_exclusive(self, key: str) -> AsyncIterator[bool]:
         async with self._admin() as admin:
-            taken = (await admin.execute(TRY_LOCK, _lock_parameters(key))).scalar_one()
+            taken = (await admin.execute(TRY_LOCK, lock_parameters(key))).scalar_one()
             try:
                 yield taken
             finally:
                 if taken:
-                    await admin.execute(UNLOCK, _lock_parameters(key))
+                    await admin.execute(UNLOCK, lock_parameters(key))
 
     async def hold_for_run(self, key: str) -> bool:
         return await run_locks(self).hold(key)
@@ -374,7 +371,7 @@ class PostgreSQLBackend(Backend):
         """An AUTOCOMMIT connection to the maintenance database; connecting is bounded,
         and each statement by the statement timeout (a lock wait is a loop of them)."""
         engine = create_async_engine(
-            self.url.set(database=MAINTENANCE_DATABASE), poolclass=NullPool,
+            self.maintenance_url, poolclass=NullPool,
             isolation_level="AUTOCOMMIT", **self.engine_options(self.url))
         try:
             async with asyncio.timeout(self.connect_timeout + 1):
@@ -385,101 +382,6 @@ class PostgreSQLBackend(Backend):
                 await connection.close()
         finally:
             await engine.dispose()
-
-
-class RunLocks:
-    """One connection, on a thread of its own, holding this process's run locks.
-
-    Each test class runs on its own event loop, and a connection dies with its
-    loop; this one lives on a loop that lasts as long as the process, so the
-    server releases its locks exactly when the process ends (``kill -9``
-    included), whatever PID namespace or host name the process has.
-    """
-
-    def __init__(self, backend: "PostgreSQLBackend") -> None:
-        self.backend = backend
-        self.pid = os.getpid()
-        self.keys: set[str] = set()
-        self.connection: AsyncConnection | None = None
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                       name="test_framework-run-locks")
-        self.thread.start()
-        # Registered before the databases' own exit hook, so it runs after it: the
-        # run's databases are dropped while the run still visibly holds them.
-        atexit.register(self.close)
-
-    def close(self) -> None:
-        """Close the connection (releasing the locks) and stop the thread's loop."""
-        if self.pid != os.getpid() or self.loop.is_closed():
-            return
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self.connection.close(), self.loop).result(
-                    timeout=self.backend.connect_timeout + 2)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=2)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-    async def hold(self, key: str) -> bool:
-        future = asyncio.run_coroutine_threadsafe(self._hold(key), self.loop)
-        return await asyncio.wrap_future(future)
-
-    async def _hold(self, key: str) -> bool:
-        if self.connection is None or self.connection.closed or \
-                self.connection.sync_connection.connection.driver_connection.is_closed():
-            await self._reconnect()
-        if key not in self.keys:
-            if not (await self.connection.execute(TRY_LOCK, _lock_parameters(key))).scalar_one():
-                return False
-            self.keys.add(key)
-        return True
-
-    async def _reconnect(self) -> None:
-        """Connect (again, after a server restart) and take back the locks held before."""
-        url = self.backend.url.set(database=MAINTENANCE_DATABASE)
-        options = self.backend.engine_options(url)
-        options["connect_args"]["server_settings"]["application_name"] = run_label()[:63]
-        engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-                                     **options)
-        async with asyncio.timeout(self.backend.connect_timeout + 1):
-            self.connection = await engine.connect()
-        held, self.keys = self.keys, set()
-        for key in held:
-            if (await self.connection.execute(TRY_LOCK, _lock_parameters(key))).scalar_one():
-                self.keys.add(key)
-
-
-_run_locks: dict[str, RunLocks] = {}
-
-
-def run_locks(backend: PostgreSQLBackend) -> RunLocks:
-    """This process's lock holder for the backend's server (a new one after a fork).
-
-    One per server address, whatever role a class connects as: a run is one
-    process, and its proof of life is one lock.
-    """
-    server = f"{backend.url.host}:{backend.url.port}:{sorted(backend.url.query.items())}"
-    holder = _run_locks.get(server)
-    if holder is None or holder.pid != os.getpid():
-        holder = _run_locks[server] = RunLocks(backend)
-    return holder
-
-
-async def _wait_for(admin: AsyncConnection, key: str, statement) -> None:
-    started = time.monotonic()
-    reported = started
-    while not (await admin.execute(statement, _lock_parameters(key))).scalar_one():
-        if time.monotonic() - reported >= PROGRESS_EVERY:
-            reported = time.monotonic()
-            logger.info("still waiting for %s, held by another run (%.0f s so far)",
-                        key, reported - started)
-        await asyncio.sleep(LOCK_POLL)
-
-
-def _lock_parameters(key: str) -> dict:
-    return {"namespace": LOCK_NAMESPACE, "key": key}
 
 
 def _innermost(exc: BaseException) -> BaseException:
