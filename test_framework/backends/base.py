@@ -70,6 +70,9 @@ class Backend:
     driver: ClassVar[str]
     extra: ClassVar[str | None] = None
     supports_schemas: ClassVar[bool] = False
+    # After a failed statement the server refuses every other until a rollback
+    # (PostgreSQL); else only the statement is undone (SQLite).
+    failed_statement_aborts_transaction: ClassVar[bool] = False
     max_identifier_length: ClassVar[int] = 63
 
     def __init__(self, url: URL, *, source: str, timeouts: Timeouts = Timeouts()) -> None:

@@ -82,6 +82,7 @@ class PostgreSQLBackend(Backend):
     driver = "asyncpg"
     extra = "postgres"
     supports_schemas = True
+    failed_statement_aborts_transaction = True
 
     def database_url(self, name: str, *, kept: bool = False) -> URL:
         return self.url.set(database=name)

@@ -77,11 +77,11 @@ class RecordingSessionmaker(async_sessionmaker):
     """
 
     def __init__(self, bind, *, shared: bool = False, turn_bound: float = Timeouts.lock,
-                 base: str | None = None, **options) -> None:
+                 base: str | None = None, aborts: bool = True, **options) -> None:
         super().__init__(bind, **options)
         self.sessions: list[AsyncSession] = []
         self.savepoints = (SharedSavepoints(bind.sync_connection, turn_bound=turn_bound,
-                                            base=base) if shared else None)
+                                            base=base, aborts=aborts) if shared else None)
 
     def __call__(self, **local_kw) -> AsyncSession:
         session = super().__call__(**local_kw)

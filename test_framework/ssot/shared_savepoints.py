@@ -53,6 +53,7 @@ from test_framework.errors import TestFrameworkError
 from test_framework.log import get_logger
 from test_framework.backends.savepoints import STACK as DEPTH_NAMES
 from test_framework.greenlet_bridge import await_from_sync
+from test_framework.ssot.call_sites import call_sites
 from test_framework.ssot.session_tasks import (ConcurrentSessionsError, ConnectionTurns, Holder,
                                               SessionTask, shared_session)
 
@@ -71,6 +72,10 @@ _COMMIT_MODE = ("or give this test class isolation = 'commit', which gives each 
 
 class RollbackConflictError(TestFrameworkError):
     """A session's rollback would undo what another session wrote after it."""
+
+
+class AbortedTransactionError(TestFrameworkError):
+    """A read failed where no savepoint could undo it alone; the server refuses the rest."""
 
 
 class SavepointSql(NamedTuple):
@@ -122,7 +127,7 @@ class SharedSavepoints:
     """What each session's commit or rollback sends to the one connection (module docstring)."""
 
     def __init__(self, connection: Connection, *, turn_bound: float,
-                 base: str | None = None) -> None:
+                 base: str | None = None, aborts: bool = True) -> None:
         self.connection = connection
         self.marks: list[_Mark] = [_Mark(base, 0, base=True)] if base else []
         self.log: list[Session | None] = []  # who wrote (or failed), statement by statement
@@ -131,6 +136,8 @@ class SharedSavepoints:
         self.outcomes: dict[Session, str] = {}
         self.running: tuple[Any, Session] | None = None  # (greenlet, session)
         self.discarding = False
+        self.aborts = aborts  # a failed statement aborts the transaction (PostgreSQL)
+        self.stuck: tuple[int, str] | None = None  # (log index, why) of a read nothing undoes
         self.busy: dict[Session, tuple[Any, SessionTask]] = {}  # the call running each session
         self.turns = ConnectionTurns(self._holders, bound=turn_bound)
         connection.info[LEDGER_KEY] = self
@@ -225,6 +232,8 @@ class SharedSavepoints:
         kind = _kind(statement, context)
         if kind != "end":
             self.take_turn(opening=kind == "savepoint")
+            if self.stuck is not None:
+                raise AbortedTransactionError(self.stuck[1])
             self._send_unowned()
         if kind == "write":
             writer = self._writer()
@@ -237,11 +246,24 @@ class SharedSavepoints:
                         wait=await_from_sync)
 
     def failed(self, statement: str, context) -> None:
+        """Count a failed statement as a write where it aborts the transaction.
+
+        Then only a rollback lets the test go on, and it must go back to a
+        savepoint below the failure. A failed write has one (sent before it);
+        a failed read may not, if others wrote since the newest: the next
+        statement then fails at once, saying why, instead of the server's
+        "current transaction is aborted".
+        """
         kind = _kind(statement, context)
-        if kind in ("read", "write"):
-            self.log.append(self._writer())
-        elif kind == "savepoint":
+        if kind == "savepoint":
             self.turns.changed()  # the session it would have begun holds nothing
+        if kind not in ("read", "write") or not self.aborts:
+            return
+        newest_sent = next((mark for mark in reversed(self.marks) if mark.sent), None)
+        if kind == "read" and (newest_sent is None or newest_sent.start < len(self.log)):
+            self.stuck = (len(self.log), _stuck(statement, self._writers_after(
+                newest_sent.start if newest_sent else 0, None)))
+        self.log.append(self._writer())
 
     # -- ends -------------------------------------------------------------------
 
@@ -324,6 +346,8 @@ class SharedSavepoints:
             sql.rollback_to(mark.name)
             del self.marks[self.marks.index(mark):]
         del self.log[mark.start:]
+        if self.stuck is not None and self.stuck[0] >= mark.start:
+            self.stuck = None
         for savepoint in self.open:
             savepoint.begin = min(savepoint.begin, mark.start)
 
@@ -340,9 +364,10 @@ class SharedSavepoints:
         return next((index for index in range(savepoint.begin, len(self.log))
                      if self.log[index] is savepoint.session), None)
 
-    def _writers_after(self, start: int, savepoint: _SessionSavepoint) -> list:
+    def _writers_after(self, start: int, savepoint: _SessionSavepoint | None) -> list:
         writers = [writer for index, writer in enumerate(self.log[start:], start)
-                   if not (writer is savepoint.session and index >= savepoint.begin)]
+                   if savepoint is None
+                   or not (writer is savepoint.session and index >= savepoint.begin)]
         return list(dict.fromkeys(writers))
 
     def _holders(self) -> list[Holder]:
@@ -388,6 +413,20 @@ class SharedSavepoints:
                 f"{_ONE_CONNECTION}, and rolling back to a savepoint undoes everything "
                 "written after it, so the first session's writes were kept, not undone. "
                 f"Commit or roll back the first session before another one writes, {_COMMIT_MODE}")
+
+
+def _stuck(statement: str, writers: list) -> str:
+    sites = call_sites(1)
+    who = " and ".join(dict.fromkeys(
+        "statements outside the sessions" if writer is None else _label(writer)
+        for writer in writers)) or "earlier statements"
+    return (f"an earlier query failed ({' '.join(statement.split())[:80]!r}"
+            f"{f' at {sites[0]}' if sites else ''}), and the database refuses every statement "
+            "after a failure until a rollback; the only savepoint to roll back to is below "
+            f"what {who} wrote since, so nothing can go on in this test. {_ONE_CONNECTION}, "
+            "and a read gets no savepoint of its own: run a query you expect to fail inside "
+            "async with session.begin_nested(): ... (or self.db's session), as Django's "
+            "atomic(), and the test goes on after it")
 
 
 def begin_base(connection: Connection, name: str) -> None:

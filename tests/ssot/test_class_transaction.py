@@ -11,10 +11,11 @@ import logging
 import unittest
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from test_framework import SSotAsyncTestCase
-from tests.support import count_rows_sync, problems, run_case
+from test_framework.ssot.shared_savepoints import AbortedTransactionError
+from tests.support import backend_name, count_rows_sync, problems, run_case
 
 INSERT = text("INSERT INTO users (email, is_active) VALUES (:e, true)")
 
@@ -108,6 +109,39 @@ class TestWire(unittest.TestCase):
                                              {"e": "kept@example.com"}), 1)
         finally:
             delete_committed(seen["url"])
+
+
+class TestExpectedFailures(SSotAsyncTestCase):
+    """A failed write rolls back alone; a failed read needs a savepoint where the server
+    aborts the transaction (PostgreSQL), and says so instead of "transaction is aborted"."""
+
+    async def test_a_failed_write_rolls_back_alone(self):
+        await self.db.create_test_user({"email": "ada@example.com"})
+        with self.assertRaises(IntegrityError):
+            await self.db.create_test_user({"email": "ada@example.com"})
+        self.assertEqual(await self.db.count_records("users"), 1)
+
+    async def test_a_failed_read_in_a_savepoint_leaves_the_test_going(self):
+        await self.db.create_test_user({"email": "ada@example.com"})
+        with self.assertRaises(DBAPIError):
+            async with self.session.begin_nested():
+                await self.session.execute(text("SELECT no_such_column FROM users"))
+        self.assertEqual(await self.db.count_records("users"), 1)
+
+    async def test_a_failed_read_without_one_is_explained_where_it_aborts(self):
+        await self.db.create_test_user({"email": "ada@example.com"})
+        with self.assertRaises(DBAPIError):
+            await self.session.execute(text("SELECT no_such_column FROM users"))
+        if backend_name() == "sqlite":  # only the statement is undone: the test goes on
+            self.assertEqual(await self.db.count_records("users"), 1)
+            return
+        with self.assertRaises(AbortedTransactionError) as caught:
+            await self.db.count_records("users")
+        self.assertRegex(str(caught.exception),
+                         r"^an earlier query failed \('SELECT no_such_column FROM users' at "
+                         r"tests/ssot/test_class_transaction\.py:\d+ in test_a_failed_read_"
+                         r"without_one_is_explained_where_it_aborts: await self\.session\.execute"
+                         r".*self\.session wrote since.*async with session\.begin_nested\(\)")
 
 
 def delete_committed(url) -> None:

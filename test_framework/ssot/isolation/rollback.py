@@ -55,6 +55,7 @@ class RollbackIsolation(Isolation):
         self.teardown_bound = teardown_bound(backend)
         # How long a task may wait for its turn on the connection (ssot/session_tasks.py).
         self.turn_bound = backend.timeouts.lock if backend is not None else Timeouts.lock
+        self.aborts = backend is None or backend.failed_statement_aborts_transaction
         self._connection: AsyncConnection | None = None
         self._collect_before_connecting = False
         self._class_transaction: AsyncTransaction | None = None
@@ -93,7 +94,7 @@ class RollbackIsolation(Isolation):
     def _sessions(self, helper_options: dict, *, base: str | None,
                   label: str = "self.session") -> TestSessions:
         factory = RecordingSessionmaker(self._connection, shared=True, base=base,
-                                        turn_bound=self.turn_bound,
+                                        turn_bound=self.turn_bound, aborts=self.aborts,
                                         join_transaction_mode="create_savepoint",
                                         **self.session_options)
         session = factory()
