@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Mapping
 
 from test_framework.config_values import (Setting, as_bool, as_count, as_log_level, as_policy,
-                                         as_seconds, as_seed, as_shard, as_slowest)
+                                         as_seconds, as_seed, as_shard, as_slowest,
+                                         as_sqlite_driver)
 from test_framework.config_values import DEFAULT_SLOWEST, parse_bool  # noqa: F401 (importers)
 from test_framework.errors import ConfigurationError
 
@@ -40,13 +41,14 @@ ENVIRONMENT_KEYS = {
     "timing": "TEST_FRAMEWORK_TIMING",
     "log_level": "TEST_FRAMEWORK_LOG_LEVEL",
     "shuffle": "TEST_FRAMEWORK_SHUFFLE",
+    "sqlite_driver": "TEST_FRAMEWORK_SQLITE_DRIVER",
 }
 DEFAULTS = {"database_url": None, "asyncio_debug": None, "connect_timeout": 3.0,
             "lock_timeout": 10.0, "statement_timeout": 60.0, "leftover_rows": "warn",
             "keep_database": False, "keep_failed": False, "n_plus_one": "warn",
             "n_plus_one_threshold": 10,
             "update_snapshots": False, "shard": None, "timing": None, "log_level": None,
-            "shuffle": None}
+            "shuffle": None, "sqlite_driver": "inline"}
 # Switches for one run on one machine: read from the environment alone (never setup.cfg),
 # afresh on each call, so a test that sets one sees it (``run_setting``).
 RUN_KEYS = ("shard", "timing", "log_level", "shuffle")
@@ -68,6 +70,7 @@ class ProjectSettings:
     n_plus_one: Setting
     n_plus_one_threshold: Setting
     update_snapshots: Setting
+    sqlite_driver: Setting = Setting("inline", DEFAULT_SOURCE)
 
     @property
     def timeouts(self) -> "Timeouts":
@@ -110,6 +113,7 @@ def load_project_settings(environ: Mapping[str, str] = os.environ,
         n_plus_one=as_policy(values["n_plus_one"]),
         n_plus_one_threshold=as_count(values["n_plus_one_threshold"]),
         update_snapshots=as_bool(values["update_snapshots"]),
+        sqlite_driver=as_sqlite_driver(values["sqlite_driver"]),
     )
 
 

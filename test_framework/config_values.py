@@ -114,6 +114,21 @@ def as_policy(setting: Setting) -> Setting:
         + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
+SQLITE_DRIVERS = ("inline", "aiosqlite")
+
+
+def as_sqlite_driver(setting: Setting) -> Setting:
+    """The driver of rollback-mode SQLite engines: one of ``SQLITE_DRIVERS``."""
+    value = str(setting.value).strip().lower()
+    if value in SQLITE_DRIVERS:
+        return Setting(value, setting.source)
+    close = difflib.get_close_matches(value, SQLITE_DRIVERS, n=1)
+    raise ConfigurationError(
+        f"{setting.source} is {setting.value!r}; use 'inline' (sqlite3 on the event loop's "
+        "thread, the default) or 'aiosqlite' (a worker thread per connection)"
+        + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
 def as_count(setting: Setting) -> Setting:
     """A whole number of statements above 0 (a bool is refused, though it is an int)."""
     text = str(setting.value).strip()

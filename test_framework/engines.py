@@ -25,11 +25,15 @@ sql_logger = get_logger("test_framework.sql")
 StatementListener = Callable[[str, object], None]
 
 def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
-                  on_statement: StatementListener | None = None) -> AsyncEngine:
+                  on_statement: StatementListener | None = None,
+                  one_connection: bool = False) -> AsyncEngine:
     """Create an engine for ``url`` with the backend's hooks and our statement listener.
 
-    ``search_path`` makes its connections work in a run's own schema.
+    ``search_path`` makes its connections work in a run's own schema;
+    ``one_connection`` says its class holds one connection (rollback isolation),
+    which lets the backend pick a driver that runs on the loop's own thread.
     """
+    url = backend.engine_url(url, one_connection=one_connection)
     options = backend.engine_options(url)
     if search_path is not None:
         options = backend.with_search_path(options, search_path)

@@ -37,10 +37,12 @@ BOUND = 5  # seconds; the subprocess timeouts are far larger, so a regression fa
 
 @skip_unless_backend("sqlite")
 class TestStatementTimeout(unittest.IsolatedAsyncioTestCase):
+    driver = "aiosqlite"
+
     async def asyncSetUp(self):
         folder = tempfile.TemporaryDirectory(prefix="sqlite_interrupt_")
         self.addCleanup(folder.cleanup)
-        self.url = make_url(f"sqlite+aiosqlite:///{folder.name}/test_interrupt.sqlite3")
+        self.url = make_url(f"sqlite+{self.driver}:///{folder.name}/test_interrupt.sqlite3")
         self.engine = self.engine_with(statement_timeout=0.5)
 
     def engine_with(self, *, statement_timeout: float):
@@ -111,6 +113,17 @@ class TestStatementTimeout(unittest.IsolatedAsyncioTestCase):
                              "\n".join(getattr(caught.exception, "__notes__", [])))
             await connection.rollback()
             self.assertEqual((await connection.execute(text("SELECT 1"))).scalar_one(), 1)
+
+
+class TestStatementTimeoutInline(TestStatementTimeout):
+    """The same on sqlite3 driven on the loop's thread (rollback mode's engines)."""
+
+    driver = "inline"
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        # The loop waits while the statement runs, by design: no "slow callback" lines.
+        asyncio.get_running_loop().slow_callback_duration = BOUND * 3
 
 
 @skip_unless_backend("sqlite")

@@ -53,6 +53,8 @@ def backend_for(setting: Setting, *, timeouts: Timeouts | None = None) -> Backen
             f"{where}: backend {url.get_backend_name()!r} is not supported; "
             f"use one of {sorted(BACKENDS)}, e.g. {EXAMPLES}")
     backend_class = _load(name)
+    if url.get_backend_name() == name and url.get_driver_name() in backend_class.engine_drivers:
+        url = url.set(drivername=f"{name}+{backend_class.driver}")  # an engine's, e.g. inline
     if url.get_backend_name() != name or url.get_driver_name() != backend_class.driver:
         kind = (f"driver {url.get_driver_name()!r}, not {name}'s async driver "
                 f"{backend_class.driver!r}" if "+" in url.drivername else "a sync driver")

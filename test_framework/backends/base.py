@@ -69,6 +69,9 @@ class Backend:
     name: ClassVar[str]
     driver: ClassVar[str]
     extra: ClassVar[str | None] = None
+    # Drivers the backend picks itself for some engines (``engine_url``): a URL taken
+    # from such an engine means the backend's own ``driver``.
+    engine_drivers: ClassVar[tuple[str, ...]] = ()
     supports_schemas: ClassVar[bool] = False
     # After a failed statement the server refuses every other until a rollback
     # (PostgreSQL); else only the statement is undone (SQLite).
@@ -288,6 +291,14 @@ class Backend:
         return None
 
     # -- connections ----------------------------------------------------------------
+
+    def engine_url(self, url: URL, *, one_connection: bool = False) -> URL:
+        """Return the URL to build an engine on: ``url``, or another driver for it.
+
+        ``one_connection``: the engine serves one connection its class holds
+        (rollback isolation), so a driver may run on the loop's own thread.
+        """
+        return url
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         """Return keyword arguments for ``create_async_engine``."""

@@ -17,6 +17,15 @@ behind it forever.
 * Statement timeout: a progress handler, which SQLite calls on the worker
   thread every ``PROGRESS_STEPS`` virtual-machine instructions (about 0.1 ms
   of work), aborts a statement once it has run longer than the timeout.
+* Ctrl-C on the loop's own thread (``sqlite+inline``, ``sqlite_inline.py``):
+  Python runs the SIGINT handler only between bytecodes, so inside sqlite3
+  it runs in a callback (the progress handler, a SQL function), and sqlite3
+  swallows whatever a callback raises: the ``KeyboardInterrupt`` was lost and
+  the statement ran on. While an inline connection is open, ``_on_sigint``
+  takes SIGINT: during a call into SQLite (``run_guarded``) it only records
+  it and interrupts the statements; the call then raises ``KeyboardInterrupt``
+  (through the handler it replaced) instead of SQLite's "interrupted".
+  Outside such a call it hands the signal to that handler at once.
 
 A statement's clock starts when SQLAlchemy sends it (``before_cursor_execute``)
 and stops when it returns or fails. SQLAlchemy does not see raw driver calls
@@ -30,10 +39,12 @@ hands it the SQL with the parameters spelled out: a 1 MB blob insert took
 from __future__ import annotations
 
 import contextlib
+import signal
 import sqlite3
 import threading
 import time
 import weakref
+from typing import Callable
 
 PROGRESS_STEPS = 10_000
 IDLE_GAP = 0.1
@@ -109,15 +120,17 @@ class StatementClock:
 
 
 def use_interruptible_connections(dialect, connection_record, cargs, cparams) -> None:
-    """Make new connections ``InterruptibleConnection`` (a ``do_connect`` listener)."""
-    cparams["factory"] = InterruptibleConnection
+    """Make new connections ``InterruptibleConnection`` (a ``do_connect`` listener),
+    unless the dialect chose a subclass (``sqlite_inline.InlineConnection``)."""
+    cparams.setdefault("factory", InterruptibleConnection)
 
 
 def install_statement_clock(dbapi_connection, connection_record, *, timeout: float) -> None:
     """Bound every statement of a new connection (a pool ``connect`` event's arguments).
 
     The sqlite3 connection accepts the handler only on aiosqlite's thread, so
-    it goes through ``run_async`` to aiosqlite's own method.
+    it goes through ``run_async`` to aiosqlite's own method (the inline
+    driver offers the same two).
     """
     clock = StatementClock(timeout)
     connection_record.info[INFO_KEY] = clock
@@ -158,3 +171,79 @@ def timed_out(exc: BaseException, connection) -> bool:
     except Exception:  # the connection is already invalidated: no clock to ask
         return False
     return clock is not None and clock.timed_out
+
+
+# -- Ctrl-C while SQLite runs on the loop's thread (sqlite+inline) --------------------------
+
+_inside = 0  # calls into SQLite under way on the main thread (run_guarded)
+_pending_sigint: int | None = None  # a SIGINT that landed during one: delivered after it
+_replaced_handler: Callable | None = None  # the SIGINT handler _on_sigint stands in front of
+_watchers = 0  # open inline connections that asked for _on_sigint
+
+
+def run_guarded(call: Callable, *args):
+    """Call into SQLite so that a Ctrl-C meanwhile stops it and raises ``KeyboardInterrupt``.
+
+    The statement SQLite aborted for it fails with "interrupted" (or a SQL
+    function's error); that error is dropped for the ``KeyboardInterrupt``,
+    raised with no context, as if the user had pressed Ctrl-C between
+    statements. Costs a counter, not a signal handler, per call.
+    """
+    global _inside
+    _inside += 1
+    try:
+        result = call(*args)
+    except sqlite3.Error:
+        if _pending_sigint is None or _inside > 1:
+            raise
+        result = None
+    finally:
+        _inside -= 1
+    if _pending_sigint is not None and not _inside:
+        _deliver_sigint()
+    return result
+
+
+def _on_sigint(signum, frame) -> None:
+    global _pending_sigint
+    if _inside:
+        _pending_sigint = signum
+        interrupt_all()
+        return
+    _replaced_handler(signum, frame)
+
+
+def _deliver_sigint() -> None:
+    global _pending_sigint
+    signum, _pending_sigint = _pending_sigint, None
+    _replaced_handler(signum, None)  # the default one raises KeyboardInterrupt
+
+
+def watch_ctrl_c() -> bool:
+    """Put ``_on_sigint`` in front of the SIGINT handler; True if this call counts.
+
+    Only the main thread can, and only in front of a Python handler (not
+    ``SIG_IGN`` or ``SIG_DFL``, which no callback swallows). Each True needs
+    one ``unwatch_ctrl_c``.
+    """
+    global _replaced_handler, _watchers
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGINT)
+    if current is not _on_sigint:
+        if not callable(current):
+            return False
+        _replaced_handler = current
+        signal.signal(signal.SIGINT, _on_sigint)
+    _watchers += 1
+    return True
+
+
+def unwatch_ctrl_c() -> None:
+    """Give SIGINT back to the handler ``_on_sigint`` replaced, once no connection needs it."""
+    global _watchers
+    _watchers = max(0, _watchers - 1)
+    if _watchers or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is _on_sigint:  # else set on top of it: leave both
+        signal.signal(signal.SIGINT, _replaced_handler)

@@ -64,7 +64,8 @@ class ClassResources:
             keep=settings.keep_database.value)
         self.engine = create_engine(self.backend, self.database.url,
                                     search_path=self.database.search_path,
-                                    on_statement=self._on_statement)
+                                    on_statement=self._on_statement,
+                                    one_connection=self.isolation_class.holds_one_connection)
         try:
             if not self.backend.is_persistent(self.database.url):
                 await build_memory_schema(self.schema, self.engine, self.backend)

@@ -1,0 +1,214 @@
+"""SQLite driven on the event loop's own thread: the driver of rollback-mode engines.
+
+aiosqlite runs every statement on a worker thread and hands the answer back
+to the loop: about 21 thread hops per rollback-mode test, 1.1-1.4 ms of the
+~3 ms such a test cost. A rollback-mode class holds one connection to a
+local file, and the loop has nothing to do while that connection works, so
+a worker thread buys nothing there. ``sqlite+inline`` is SQLAlchemy's
+pysqlite dialect marked ``is_async``: an ``AsyncEngine`` asks only for that,
+and the sync code inside ``greenlet_spawn`` calls ``sqlite3`` directly.
+
+What callers used of aiosqlite works the same on both drivers, so no caller
+asks which one it has:
+
+* ``dbapi_connection.run_async(fn)`` (as in pool events) passes ``fn`` the
+  driver connection and returns the result of the awaitable it returns;
+* the driver connection (``raw.driver_connection``) has aiosqlite's
+  coroutines ``execute``, ``executescript``, ``create_function``,
+  ``set_progress_handler``, ``commit``, ``rollback`` and its
+  ``in_transaction`` and ``isolation_level``.
+
+Waiting is what a loop-thread driver must not do. The busy timeout is short
+(``BUSY_WAIT``): ``BEGIN IMMEDIATE``, the one statement that waits for
+another connection's lock, retries on the loop (``sqlite._begin_before_write``),
+so that connection, perhaps a task of the same test, can commit meanwhile.
+Ctrl-C and the statement timeout stop a running statement as before
+(``sqlite_interrupts.run_guarded``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import pool
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.util import await_
+
+from test_framework.backends.sqlite_interrupts import (InterruptibleConnection, run_guarded,
+                                                       unwatch_ctrl_c, watch_ctrl_c)
+
+DRIVER = "inline"
+BUSY_WAIT = 0.05  # seconds SQLite itself may wait for a lock, blocking the loop
+
+
+class InlineCursor(sqlite3.Cursor):
+    """A sqlite3 cursor whose every call into SQLite can be stopped by Ctrl-C."""
+
+    def execute(self, sql, parameters=()):
+        return run_guarded(sqlite3.Cursor.execute, self, sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters):
+        return run_guarded(sqlite3.Cursor.executemany, self, sql, seq_of_parameters)
+
+    def executescript(self, script):
+        return run_guarded(sqlite3.Cursor.executescript, self, script)
+
+    def fetchone(self):
+        return run_guarded(sqlite3.Cursor.fetchone, self)
+
+    def fetchmany(self, size=None):
+        return run_guarded(sqlite3.Cursor.fetchmany, self,
+                           self.arraysize if size is None else size)
+
+    def fetchall(self):
+        return run_guarded(sqlite3.Cursor.fetchall, self)
+
+    async def _async_soft_close(self) -> None:
+        """What ``AsyncConnection.execute`` awaits of an async driver's cursor: nothing here."""
+
+
+class InlineConnection(InterruptibleConnection):
+    """The DBAPI connection of ``sqlite+inline``: sqlite3's, with aiosqlite's ``run_async``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._watching = watch_ctrl_c()
+
+    def cursor(self, factory=InlineCursor):
+        return sqlite3.Connection.cursor(self, factory)
+
+    def commit(self) -> None:
+        run_guarded(sqlite3.Connection.commit, self)
+
+    def rollback(self) -> None:
+        run_guarded(sqlite3.Connection.rollback, self)
+
+    def close(self) -> None:
+        sqlite3.Connection.close(self)
+        if self._watching:
+            self._watching = False
+            unwatch_ctrl_c()
+
+    def run_async(self, fn: Callable[[InlineDriverConnection], Awaitable[Any]]) -> Any:
+        """Run ``fn(driver_connection)``'s awaitable to its end, as aiosqlite's adapter does."""
+        return finish_now(fn(InlineDriverConnection(self)))
+
+
+def finish_now(awaitable: Awaitable[Any]) -> Any:
+    """Drive an awaitable that never suspends (the driver connection's) to its result."""
+    steps = awaitable.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return done.value
+    steps.close()
+    raise RuntimeError(f"{awaitable!r} suspended; the inline SQLite driver cannot wait")
+
+
+class InlineDriverConnection:
+    """aiosqlite's ``Connection`` methods that tests and the framework call, done at once."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: InlineConnection) -> None:
+        self._connection = connection
+
+    def __repr__(self) -> str:
+        return f"<InlineDriverConnection {self._connection!r}>"
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection.in_transaction
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.isolation_level
+
+    async def execute(self, sql: str, parameters=()) -> sqlite3.Cursor:
+        return self._connection.cursor().execute(sql, parameters)
+
+    async def executemany(self, sql: str, seq_of_parameters) -> sqlite3.Cursor:
+        return self._connection.cursor().executemany(sql, seq_of_parameters)
+
+    async def executescript(self, script: str) -> sqlite3.Cursor:
+        return self._connection.cursor().executescript(script)
+
+    async def create_function(self, name: str, num_params: int, func: Callable,
+                              deterministic: bool = False) -> None:
+        self._connection.create_function(name, num_params, func, deterministic=deterministic)
+
+    async def set_progress_handler(self, handler: Callable[[], Any] | None, n: int) -> None:
+        self._connection.set_progress_handler(handler, n)
+
+    async def commit(self) -> None:
+        self._connection.commit()
+
+    async def rollback(self) -> None:
+        self._connection.rollback()
+
+
+def _yield_to_the_loop() -> None:
+    """Let other tasks run once before a statement, as an async driver's await does.
+
+    Tasks then interleave at statements as they do on aiosqlite or asyncpg,
+    so a test sees the orders production can see (and two tasks sharing one
+    session are caught: ``ssot/session_tasks.py``); it also satisfies
+    ``AsyncConnection.execute``'s check that an await happened. One loop
+    pass costs microseconds, a worker-thread round trip about 50.
+    """
+    try:
+        await_(asyncio.sleep(0))
+    except MissingGreenlet:  # the sync engine used outside greenlet_spawn: nobody to yield to
+        pass
+
+
+class InlineExecutionContext(SQLiteExecutionContext):
+    def create_server_side_cursor(self):
+        return self._dbapi_connection.cursor()  # sqlite3 steps rows as they are fetched
+
+
+class SQLiteDialect_inline(SQLiteDialect_pysqlite):
+    """pysqlite, marked async: statements run on the loop's thread, without a worker."""
+
+    driver = DRIVER
+    is_async = True
+    supports_statement_cache = True
+    supports_server_side_cursors = True
+    execution_ctx_cls = InlineExecutionContext
+
+    @classmethod
+    def get_pool_class(cls, url):
+        return pool.AsyncAdaptedQueuePool if cls._is_url_file_db(url) else pool.StaticPool
+
+    def create_connect_args(self, url):
+        args, options = super().create_connect_args(url)
+        options["factory"] = InlineConnection
+        return args, options
+
+    def get_driver_connection(self, connection):
+        return InlineDriverConnection(connection)
+
+    def do_execute(self, cursor, statement, parameters, context=None) -> None:
+        _yield_to_the_loop()
+        cursor.execute(statement, parameters)
+
+    def do_execute_no_params(self, cursor, statement, context=None) -> None:
+        _yield_to_the_loop()
+        cursor.execute(statement)
+
+    def do_executemany(self, cursor, statement, parameters, context=None) -> None:
+        _yield_to_the_loop()
+        cursor.executemany(statement, parameters)
+
+
+dialect = SQLiteDialect_inline
+
+
+def register() -> None:
+    """Make ``sqlite+inline://`` URLs load this dialect (the module is imported on first use)."""
+    registry.register(f"sqlite.{DRIVER}", __name__, "SQLiteDialect_inline")
