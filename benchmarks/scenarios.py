@@ -209,6 +209,11 @@ def _sqlite_env(ctx):
     return {"TEST_DATABASE_URL": None}
 
 
+def _sqlite_aiosqlite_env(ctx):
+    """Rollback mode's engine on aiosqlite, as before the inline driver (its "before")."""
+    return dict(_sqlite_env(ctx), TEST_FRAMEWORK_SQLITE_DRIVER="aiosqlite")
+
+
 def _django_env(ctx):
     db = {"ENGINE": "django.db.backends.postgresql", "NAME": "bench_django",
           "USER": ctx.pg_user, "HOST": ctx.pg_host, "PORT": str(ctx.pg_port),
@@ -309,6 +314,8 @@ SCENARIOS = [
           _ours_pg_env, True),
     _ours("ours-rollback-sqlite", "ours, rollback, SQLite", "unittest", "rollback",
           _sqlite_env, False),
+    _ours("ours-rollback-sqlite-aiosqlite", "  same, on aiosqlite's worker thread", "unittest",
+          "rollback", _sqlite_aiosqlite_env, False),
     _deferrable("ours-deferrable-pg", "ours, deferrable FK, PostgreSQL", _ours_pg_env, True,
                 check=True),
     _deferrable("ours-deferrable-pg-unchecked", "  same, check_deferred off", _ours_pg_env,
