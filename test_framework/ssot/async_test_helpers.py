@@ -18,12 +18,13 @@ all its sessions share one connection, so there are no locks to release.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from test_framework.errors import CleanupError, QueryGuardError
 from test_framework.log import get_logger
@@ -125,7 +126,11 @@ class AsyncTestDatabase:
     async def _insert_row(self, target: Table, values: dict[str, Any]) -> Row:
         if self.delete_rows_on_cleanup:
             require_primary_key(target)
-        row = (await self._execute(insert(target).values(values).returning(*target.c))).one()
+        if any(isinstance(value, ClauseElement) for value in values.values()):
+            statement, params = insert(target).values(values).returning(*target.c), None
+        else:  # one statement per table, built once: values go as parameters
+            statement, params = _insert_returning(target), values
+        row = (await self._execute(statement, params)).one()
         if self.delete_rows_on_cleanup:
             self._tracker.track(target, tuple(
                 row._mapping[column.name] for column in target.primary_key.columns))
@@ -287,4 +292,15 @@ class AsyncTestDatabase:
 
 
 def _as_statement(query: str | Executable) -> Executable:
-    return text(query) if isinstance(query, str) else query
+    return _text(query) if isinstance(query, str) else query
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(query: str) -> Executable:
+    """One ``text()`` per SQL string: building it (and its cache key) again costs each call."""
+    return text(query)
+
+
+@functools.lru_cache(maxsize=512)
+def _insert_returning(target: Table) -> Executable:
+    return insert(target).returning(*target.c)

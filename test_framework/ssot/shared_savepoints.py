@@ -37,6 +37,7 @@ underneath), session and connection events, and one private detail, below.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -154,11 +155,16 @@ class SharedSavepoints:
         self.turns.changed()  # a task still waiting goes on: there is nothing left to wait for
 
     def watch(self, session: Session) -> None:
-        """Follow ``session``: its savepoints, the statements it runs, its task."""
+        """Follow ``session``: its savepoints, the statements it runs, its task.
+
+        The listeners are registered once, on ``Session`` itself (registering
+        three per session cost more than the rest of a test's bookkeeping);
+        they find the ledger in the session's ``info`` and return at once for
+        every other session.
+        """
+        _follow_sessions()
         SessionTask.current()  # tasks started from here on descend from this one
-        event.listen(session, "after_begin", self._began)
-        event.listen(session, "do_orm_execute", lambda state: self._runs(state.session))
-        event.listen(session, "before_flush", lambda session, *_: self._runs(session))
+        session.info[LEDGER_KEY] = self
 
     # -- what happens on the connection ---------------------------------------
 
@@ -487,6 +493,28 @@ def share_savepoints(engine: AsyncEngine) -> None:
     dialect.do_rollback_to_savepoint = do_rollback_to_savepoint
     event.listen(engine.sync_engine, "before_cursor_execute", _on_statement)
     event.listen(engine.sync_engine, "handle_error", _on_error)
+
+
+@functools.cache
+def _follow_sessions() -> None:
+    event.listen(Session, "after_begin", _session_began)
+    event.listen(Session, "do_orm_execute", _session_runs)
+    event.listen(Session, "before_flush", _session_flushes)
+
+
+def _session_began(session: Session, transaction, connection: Connection) -> None:
+    if (ledger := session.info.get(LEDGER_KEY)) is not None:
+        ledger._began(session, transaction, connection)
+
+
+def _session_runs(state) -> None:
+    if (ledger := state.session.info.get(LEDGER_KEY)) is not None:
+        ledger._runs(state.session)
+
+
+def _session_flushes(session: Session, *_) -> None:
+    if (ledger := session.info.get(LEDGER_KEY)) is not None:
+        ledger._runs(session)
 
 
 def _on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
