@@ -46,6 +46,22 @@ class DeferredConstraintError(TestFrameworkError):
     rollback would have hidden an error a real commit raises."""
 
 
+class ConcurrentSessionsError(TestFrameworkError):
+    """A task waited too long for the rollback-mode connection, or two tasks shared a session."""
+
+
+class RollbackConflictError(TestFrameworkError):
+    """A session's rollback would undo what another session wrote after it."""
+
+
+class AbortedTransactionError(TestFrameworkError):
+    """A read failed where no savepoint could undo it alone; the server refuses the rest."""
+
+
+class LeftoverRowsError(TestFrameworkError):
+    """Raised instead of the warning when ``leftover_rows = "error"``."""
+
+
 def last_cause(exc: BaseException) -> BaseException:
     """Return the innermost cause of ``exc``, without its traceback, to chain from.
 

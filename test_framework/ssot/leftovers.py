@@ -15,7 +15,7 @@ import warnings
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from test_framework.errors import ConfigurationError, TestFrameworkError
+from test_framework.errors import ConfigurationError, LeftoverRowsError
 from test_framework.provision import data_tables
 
 POLICIES = ("warn", "error", "ignore")
@@ -23,10 +23,6 @@ POLICIES = ("warn", "error", "ignore")
 
 class LeftoverRowsWarning(UserWarning):
     """A test left rows in the schema's tables that it did not clean up."""
-
-
-class LeftoverRowsError(TestFrameworkError):
-    """Raised instead of the warning when ``leftover_rows = "error"``."""
 
 
 class LeftoverRowDetector:

@@ -35,17 +35,13 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple
 
-from test_framework.errors import TestFrameworkError
+from test_framework.errors import ConcurrentSessionsError
 from test_framework.ssot.call_sites import call_sites, task_call_site
 
 _LINEAGE: contextvars.ContextVar[tuple] = contextvars.ContextVar("test_framework_tasks",
                                                                 default=())
 _ONE_CONNECTION = ("In rollback isolation every session is a savepoint on the test's one "
                    "connection, so sessions of different tasks take turns on it")
-
-
-class ConcurrentSessionsError(TestFrameworkError):
-    """A task waited too long for the rollback-mode connection, or two tasks shared a session."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from test_framework.errors import TestFrameworkError
+from test_framework.errors import AbortedTransactionError, RollbackConflictError
 from test_framework.log import get_logger
 from test_framework.backends.savepoints import STACK as DEPTH_NAMES
 from test_framework.greenlet_bridge import await_from_sync
@@ -69,14 +69,6 @@ RELEASE_BATCH = 32  # ended savepoints left on the server before one RELEASE rem
 _ONE_CONNECTION = "In rollback isolation every session is a savepoint on the test's one connection"
 _COMMIT_MODE = ("or give this test class isolation = 'commit', which gives each session its own "
                 "connection")
-
-
-class RollbackConflictError(TestFrameworkError):
-    """A session's rollback would undo what another session wrote after it."""
-
-
-class AbortedTransactionError(TestFrameworkError):
-    """A read failed where no savepoint could undo it alone; the server refuses the rest."""
 
 
 class SavepointSql(NamedTuple):
