@@ -20,7 +20,7 @@ asks which one it has:
 
 Waiting is what a loop-thread driver must not do. The busy timeout is short
 (``BUSY_WAIT``): ``BEGIN IMMEDIATE``, the one statement that waits for
-another connection's lock, retries on the loop (``sqlite._begin_before_write``),
+another connection's lock, retries on the loop (``sqlite_begin.begin_before_write``),
 so that connection, perhaps a task of the same test, can commit meanwhile.
 Ctrl-C and the statement timeout stop a running statement as before
 (``sqlite_interrupts.run_guarded``).

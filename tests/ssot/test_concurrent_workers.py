@@ -4,7 +4,7 @@ Application code often claims work this way: read an unclaimed row, update
 it (guarded, so a lost race changes nothing), commit. On SQLite such a
 transaction failed at once with ``database is locked`` while another session
 wrote; now writers take turns, each waiting at most ``lock_timeout``
-(``backends/sqlite.py``, ``_begin_before_write``). Both backends run these.
+(``backends/sqlite_begin.py``, ``begin_before_write``). Both backends run these.
 """
 
 import asyncio
