@@ -187,20 +187,25 @@ def run_guarded(call: Callable, *args):
     The statement SQLite aborted for it fails with "interrupted" (or a SQL
     function's error); that error is dropped for the ``KeyboardInterrupt``,
     raised with no context, as if the user had pressed Ctrl-C between
-    statements. Costs a counter, not a signal handler, per call.
+    statements. A replaced handler that raises nothing (``asyncio.Runner``'s
+    cancels its task; ``unittest -c`` stops the run) gets the SQLite error
+    raised after it. Costs a counter, not a signal handler, per call.
     """
     global _inside
     _inside += 1
+    error = result = None
     try:
         result = call(*args)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
         if _pending_sigint is None or _inside > 1:
             raise
-        result = None
+        error = exc
     finally:
         _inside -= 1
     if _pending_sigint is not None and not _inside:
         _deliver_sigint()
+    if error is not None:  # the replaced handler did not raise (asyncio.Runner's cancels)
+        raise error
     return result
 
 

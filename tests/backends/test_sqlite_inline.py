@@ -158,10 +158,8 @@ class TestInlineConnection(unittest.IsolatedAsyncioTestCase):
         self.assertGreaterEqual(waited, 0.2)
         self.assertLess(waited, BOUND)
 
-    async def test_ctrl_c_stops_the_running_statement_and_raises_keyboard_interrupt(self):
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-        self.addCleanup(signal.signal, signal.SIGINT, previous)
-        engine = self.engine(inline=True)
+    async def endless_query_with_ctrl_c(self, engine, expected) -> BaseException:
+        """Run an endless query; send SIGINT once it runs; return what it raised."""
         inside = threading.Event()
         threading.Thread(target=lambda: inside.wait(BOUND) and signal.pthread_kill(
             threading.main_thread().ident, signal.SIGINT), daemon=True).start()
@@ -170,13 +168,30 @@ class TestInlineConnection(unittest.IsolatedAsyncioTestCase):
             raw = await connection.get_raw_connection()
             await raw.driver_connection.create_function("entered",
                                                         1, lambda x: inside.set() or True)
-            with self.assertRaises(KeyboardInterrupt) as caught:
+            with self.assertRaises(expected) as caught:
                 await connection.execute(text(
                     ENDLESS.replace("FROM c", "FROM c WHERE entered(x)")))
         self.assertLess(time.monotonic() - started, BOUND)
-        self.assertIsNone(caught.exception.__context__, "no SQLite error shown beside it")
         async with engine.connect() as connection:  # the next statement runs
             self.assertEqual((await connection.execute(text("SELECT 1"))).scalar_one(), 1)
         await engine.dispose()
+        return caught.exception
+
+    async def test_ctrl_c_stops_the_running_statement_and_raises_keyboard_interrupt(self):
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.addCleanup(signal.signal, signal.SIGINT, previous)
+        raised = await self.endless_query_with_ctrl_c(self.engine(inline=True),
+                                                      KeyboardInterrupt)
+        self.assertIsNone(raised.__context__, "no SQLite error shown beside it")
         self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler,
                       "given back once no inline connection is open")
+
+    async def test_ctrl_c_under_a_handler_that_does_not_raise_fails_the_statement(self):
+        """``unittest -c`` or ``asyncio.Runner`` handle Ctrl-C without raising: their
+        handler runs once, and the stopped statement fails with SQLite's error."""
+        calls = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+        self.addCleanup(signal.signal, signal.SIGINT, previous)
+        raised = await self.endless_query_with_ctrl_c(self.engine(inline=True), OperationalError)
+        self.assertIn("interrupted", str(raised))
+        self.assertEqual(calls, [signal.SIGINT])
