@@ -104,14 +104,8 @@ def as_seed(setting: Setting) -> Setting:
 
 def as_policy(setting: Setting) -> Setting:
     """What a query-count breach does: one of ``N_PLUS_ONE_POLICIES``; a typo gets a hint."""
-    value = str(setting.value).strip().lower()
-    if value in N_PLUS_ONE_POLICIES:
-        return Setting(value, setting.source)
-    close = difflib.get_close_matches(value, N_PLUS_ONE_POLICIES, n=1)
-    raise ConfigurationError(
-        f"{setting.source} is {setting.value!r}; use one of "
-        f"{', '.join(map(repr, N_PLUS_ONE_POLICIES))}"
-        + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return _one_of(setting, N_PLUS_ONE_POLICIES,
+                   f"use one of {', '.join(map(repr, N_PLUS_ONE_POLICIES))}")
 
 
 SQLITE_DRIVERS = ("inline", "aiosqlite")
@@ -119,13 +113,19 @@ SQLITE_DRIVERS = ("inline", "aiosqlite")
 
 def as_sqlite_driver(setting: Setting) -> Setting:
     """The driver of rollback-mode SQLite engines: one of ``SQLITE_DRIVERS``."""
+    return _one_of(setting, SQLITE_DRIVERS,
+                   "use 'inline' (sqlite3 on the event loop's thread, the default) or "
+                   "'aiosqlite' (a worker thread per connection)")
+
+
+def _one_of(setting: Setting, choices: tuple[str, ...], advice: str) -> Setting:
+    """A word out of ``choices`` (any case); else an error with ``advice`` and a close match."""
     value = str(setting.value).strip().lower()
-    if value in SQLITE_DRIVERS:
+    if value in choices:
         return Setting(value, setting.source)
-    close = difflib.get_close_matches(value, SQLITE_DRIVERS, n=1)
+    close = difflib.get_close_matches(value, choices, n=1)
     raise ConfigurationError(
-        f"{setting.source} is {setting.value!r}; use 'inline' (sqlite3 on the event loop's "
-        "thread, the default) or 'aiosqlite' (a worker thread per connection)"
+        f"{setting.source} is {setting.value!r}; {advice}"
         + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
