@@ -206,11 +206,19 @@ class TestRealDatabaseUntouched(unittest.TestCase):
 
     def test_command_line_refuses_it(self):
         url = self.redirecting_url()
+        # On SQLite, "drop --all" drops every test_ file in the temp and cache folders, where
+        # suites running at the same time keep their templates: give it folders of its own.
+        folders = tempfile.TemporaryDirectory()
+        self.addCleanup(folders.cleanup)
+        for name in ("tmp", "cache"):
+            Path(folders.name, name).mkdir()
+        env = dict(os.environ, TEST_DATABASE_URL=url, TMPDIR=f"{folders.name}/tmp",
+                   XDG_CACHE_HOME=f"{folders.name}/cache")
         for command in (["check"], ["databases", "list"], ["databases", "drop", "--all"]):
             with self.subTest(command):
                 run = subprocess.run([sys.executable, "-m", "test_framework", *command],
                                      cwd=ROOT, capture_output=True, text=True, timeout=60,
-                                     env=dict(os.environ, TEST_DATABASE_URL=url))
+                                     env=env)
                 if self.real.url.get_backend_name() == "postgresql":
                     self.assertNotEqual(run.returncode, 0, run.stdout)
                     self.assertIn("database=", run.stderr)
