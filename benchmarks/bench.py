@@ -12,6 +12,13 @@ first small run would pay the build and the first large one would not, and
 the slope would come out too low.  Templates the library kept on the server
 are dropped at the end like every other database the benchmark caused.
 
+After the timed repeats, each per-test row runs twice more, untimed, at the
+same two sizes under ``child.py --count`` (Python calls and database
+statements, see ``child_counters``).  Counts barely move with load, so one
+pair is enough; the wide gap between the sizes matters more, because a run's
+provisioning also does per-run work that depends on what else is on the
+server (other suites' leftovers to check), and the slope divides it away.
+
 The start-up, parallel and model-set rows (``startup``, ``parallel``,
 ``model_sets``) are measured by their own modules inside the same
 interleaved repeats; this module gives them environments, child runs and
@@ -27,6 +34,7 @@ from .pgadmin import ServerAdmin, is_throwaway
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP_MEASURES = {"startup": startup.measure, "parallel": parallel.measure,
                   model_sets.GROUP: model_sets.measure}
+COUNTING_SLOWDOWN = 5   # a profiled run's timeout, times a timed run's
 GROUP_WARM_UPS = {"parallel": parallel.warm_up, model_sets.GROUP: model_sets.warm_up}
 
 
@@ -54,6 +62,7 @@ class Row:
     error: str = ""
     runs: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)   # calls/statements per test, from _count
 
     def fail(self, message):
         self.status, self.error = "failed", message
@@ -78,6 +87,7 @@ class Benchmark:
                 if self.options.warmup:
                     self._warm_up()
                 self._time_rows()
+                self._count_rows()
                 if self.options.memory_tests:
                     self._measure_memory()
             finally:
@@ -127,10 +137,12 @@ class Benchmark:
                 if row.status == "ok":
                     self._time_once(row, repeat)
 
-    def _time_once(self, row, repeat):
-        measure = GROUP_MEASURES.get(row.scenario.group, Benchmark._measure_per_test)
+    def _time_once(self, row, repeat, measure=None):
+        measure = measure or GROUP_MEASURES.get(row.scenario.group, Benchmark._measure_per_test)
         try:
-            row.runs.append(measure(self, row, repeat))
+            result = measure(self, row, repeat)
+            if result is not None:
+                row.runs.append(result)
         except harness.Interrupted:
             raise
         except harness.RowFailed as exc:
@@ -139,6 +151,21 @@ class Benchmark:
         except Exception as exc:  # a harness bug fails the row, not the run
             self.progress(f"  FAILED {row.scenario.key}: harness error: {exc!r}")
             row.fail(f"harness error: {exc!r}")
+
+    def _count_rows(self):
+        for row in self.rows:
+            if row.status == "ok" and row.scenario.group == "per-test":
+                self._time_once(row, "count", measure=Benchmark._count)
+
+    def _count(self, row, _label):
+        """Python calls and database statements per test, from two untimed counting runs."""
+        small, large = (self.run_suite(row, n, "counting, untimed", count=True)
+                        for n in self.options.sizes)
+        row.counts = {"calls": [small.calls, large.calls],
+                      "statements": [small.statements, large.statements],
+                      "calls_per_test": harness.count_slope(small, large, "calls"),
+                      "statements_per_test": harness.count_slope(small, large, "statements")}
+        return None
 
     def _measure_per_test(self, row, repeat):
         """Measure the slope between a small and a large suite (see ``harness``)."""
@@ -154,20 +181,24 @@ class Benchmark:
                                     / (n_large - n_small),
         }
 
-    def run_suite(self, row, n_tests, label, *, cache_dir=None):
-        """Run the row's suite of ``n_tests`` in a timed child; drop what it left."""
+    def run_suite(self, row, n_tests, label, *, cache_dir=None, count=False):
+        """Run the row's suite of ``n_tests`` in a timed child (or a counting one); drop
+        what it left."""
         scenario = row.scenario
         suite_dir = self.suite_dir(scenario, n_tests)
         self.progress(f"{scenario.key} N={n_tests} ({label})")
-        cmd = harness.child_command(scenario.runner, suite_dir, scenario.postgres)
+        cmd = harness.child_command(scenario.runner, suite_dir, scenario.postgres, count)
         env = self.env_for(row, suite_dir, cache_dir=cache_dir)
+        timeout = self.timeout_for(n_tests) * (COUNTING_SLOWDOWN if count else 1)
         try:
-            run = harness.run_child(cmd, env, suite_dir, self.timeout_for(n_tests), n_tests)
+            run = harness.run_child(cmd, env, suite_dir, timeout, n_tests)
         except harness.RowFailed as exc:
             self.drop_leftovers(row, exc.databases)
             raise
         self.drop_leftovers(row, run.databases)
-        self.progress(f"  {run.seconds:.2f}s in-child, {run.connections} connection(s)")
+        counted = f", {run.calls} calls, {run.statements} statements" if count else ""
+        self.progress(f"  {run.seconds:.2f}s in-child, {run.connections} connection(s)"
+                      + counted)
         return run
 
     def env_for(self, row, suite_dir, *, cache_dir=None):

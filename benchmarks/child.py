@@ -21,7 +21,9 @@ the run phase, which each runner exposes through a documented hook:
 
 The last stdout line starting with ``RESULT_MARKER`` carries a JSON object:
 seconds, test counts, first error text, resident memory before/after the run,
-and client-side connection counts (see ``ConnectionCounter``).
+and client-side connection counts (see ``ConnectionCounter``).  With
+``--count`` the run is profiled instead (untimed): it adds Python calls and
+database statements (see ``child_counters``).
 """
 import argparse
 import json
@@ -97,7 +99,8 @@ class ConnectionCounter:
 class Outcome:
     """What the timed run produced; filled in by the runner adapters."""
 
-    def __init__(self):
+    def __init__(self, counters=()):
+        self.counters = counters   # started and stopped around the run, innermost
         self.seconds = None
         self.tests_run = 0
         self.problems = 0
@@ -113,8 +116,12 @@ class Outcome:
     def start(self):
         self.rss_start = rss_bytes()
         self._t0 = time.perf_counter()
+        for counter in self.counters:
+            counter.start()
 
     def stop(self):
+        for counter in reversed(self.counters):
+            counter.stop()
         self.seconds = time.perf_counter() - self._t0
         self.rss_end = rss_bytes()
 
@@ -228,19 +235,33 @@ def main(argv=None):
     parser.add_argument("--runner", choices=sorted(RUNNERS), required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--count-connections", action="store_true")
+    parser.add_argument("--count", action="store_true",
+                        help="count Python calls and database statements (slow: untimed)")
     args = parser.parse_args(argv)
     sys.path.insert(0, args.dir)
     counter = ConnectionCounter()
     if args.count_connections:
         counter.install()
-    outcome = Outcome()
+    counts = {}
+    if args.count:
+        from child_counters import CallCounter, StatementCounter  # a sibling, stdlib only
+
+        calls, statements = CallCounter(), StatementCounter()
+        statements.install()
+        outcome = Outcome([statements, calls])
+    else:
+        outcome = Outcome()
     try:
         RUNNERS[args.runner](args.dir, outcome)
     except BaseException as exc:  # report, don't die silently (SystemExit too)
         outcome.note_problem("".join(traceback.format_exception(exc)))
+    if args.count:
+        counts = {"calls": calls.calls, "statements": statements.statements,
+                  "uncounted": sorted(statements.uncounted)}
     report = dict(vars(outcome), connections=counter.count,
-                  databases=sorted(counter.databases))
+                  databases=sorted(counter.databases), **counts)
     report.pop("_t0", None)
+    report.pop("counters", None)
     sys.stdout.write("\n" + RESULT_MARKER + json.dumps(report) + "\n")
     sys.stdout.flush()
 

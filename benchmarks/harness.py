@@ -49,11 +49,14 @@ class ChildRun:
     rss_end: int
     databases: list
     log: str = ""          # the child's stderr: the library's log lines, when asked for
+    calls: int | None = None        # counting runs only (see child_counters)
+    statements: int | None = None   # None too when a driver's statements are out of reach
 
 
-def child_command(runner, suite_dir, count_connections):
+def child_command(runner, suite_dir, count_connections, count=False):
     cmd = [sys.executable, str(CHILD_SCRIPT), "--runner", runner, "--dir", str(suite_dir)]
-    return cmd + (["--count-connections"] if count_connections else [])
+    return (cmd + (["--count-connections"] if count_connections else [])
+            + (["--count"] if count else []))
 
 
 def run_child(cmd, env, cwd, timeout, expected_tests):
@@ -74,7 +77,8 @@ def run_child(cmd, env, cwd, timeout, expected_tests):
     if report["problems"] or report["tests_run"] != expected_tests:
         raise RowFailed(_problem_summary(report, expected_tests), report["databases"])
     return ChildRun(expected_tests, report["seconds"], report["connections"],
-                    report["rss_start"], report["rss_end"], report["databases"], proc.stderr)
+                    report["rss_start"], report["rss_end"], report["databases"], proc.stderr,
+                    report.get("calls"), report.get("statements"))
 
 
 def run_timed(cmd, env, cwd, timeout):
@@ -135,6 +139,14 @@ def _problem_summary(report, expected):
 def slope(small, large):
     """Seconds per test between two runs of different sizes."""
     return (large.seconds - small.seconds) / (large.n_tests - small.n_tests)
+
+
+def count_slope(small, large, name):
+    """A count per test between two counting runs (None when either lacks it)."""
+    a, b = getattr(small, name), getattr(large, name)
+    if a is None or b is None:
+        return None
+    return (b - a) / (large.n_tests - small.n_tests)
 
 
 def fixed_cost(small, per_test):

@@ -12,7 +12,7 @@ test inserts a row and reads it back inside a transaction rolled back.
   builds a schema template and clones it; the other two create their tables
   in that same database.
 * theirs -- plain pytest without the framework's plugin
-  (``-p no:test_framework``; pytest-asyncio is not installed): a
+  (``-p no:test_framework``; pytest-asyncio is not used): a
   session-scoped event loop and engine made by hand in ``conftest.py``, one
   database for the run (PostgreSQL: created and dropped through an
   AUTOCOMMIT connection to ``postgres``; SQLite: a temporary file), a

@@ -6,7 +6,12 @@ median by the median of the reference row ("ours, rollback, PostgreSQL"),
 so numbers from different machines compare through the ratio.  ``fixed``
 is the per-run overhead left after the slope (throwaway database, schema,
 first connection); ``conn/1k tests`` is the slope of client-side connection
-counts (see ``child.ConnectionCounter``) scaled to 1,000 tests.
+counts (see ``child.ConnectionCounter``) scaled to 1,000 tests.  ``calls``
+and ``stmts`` are per test too, from two untimed counting runs (Python
+calls, and statements the database was sent: see ``child_counters``); they
+barely depend on load, so they compare rows measured on a busy machine.
+A row with a ``baseline`` (the classes-of-10 rows) also shows its median
+over the baseline row's, in a note under it.
 
 The start-up, parallel and model-set groups are whole runs, not slopes, so
 they get their own small tables and JSON lists (``startup``, ``parallel``,
@@ -16,13 +21,21 @@ serial/parallel, ours/theirs; ``model_sets`` lays out its own table).
 import json
 import platform
 import sys
+import textwrap
 
 from . import model_sets
 from .harness import median_ratio, summarise
 from .parallel import WORKERS
-from .scenarios import REFERENCE_KEY, TESTS_PER_CLASS
+from .scenarios import REFERENCE_KEY, SMALL_CLASSES, TESTS_PER_CLASS
 
 MB = 1024 * 1024
+PER_CLASS_TARGET = 1.2   # classes of 10 may cost at most this much per test over classes of 100
+COUNTS_FOOTNOTE = (
+    "calls, stmts: per test, slope of two untimed counting runs. calls = Python function "
+    "calls and coroutine resumptions (sys.setprofile on every thread), stmts = statements "
+    "the database was sent: SQLite's trace callback (every statement SQLite ran, BEGIN, "
+    "SAVEPOINT and raw-cursor ones included), asyncpg's socket writes (one per request and "
+    "round trip); '-' where not counted (psycopg: Django on PostgreSQL).")
 PACKAGES = ("sqlalchemy", "asyncpg", "aiosqlite", "django", "psycopg", "pytest", "nose2")
 
 
@@ -48,14 +61,16 @@ def build(rows, memory, options, meta):
                       if row.scenario.group == model_sets.GROUP]
     ref = next((r for r in out_rows if r["key"] == REFERENCE_KEY and r["status"] == "ok"), None)
     for r in out_rows:
-        ok = ref and r["status"] == "ok"
-        r["ratio_to_reference"] = (r["per_test_ms"]["median"] / ref["per_test_ms"]["median"]
-                                   if ok and ref["per_test_ms"]["median"] > 0 else None)
+        r["ratio_to_reference"] = _ratio(r, ref)
+        base = next((b for b in out_rows if b["key"] == r["baseline"]), None)
+        r["ratio_to_baseline"] = _ratio(r, base) if r["baseline"] else None
     return {
         "meta": dict(meta, python=sys.version.split()[0], platform=platform.platform(),
                      sizes=list(options.sizes), repeats=options.repeats,
                      tests_per_class=TESTS_PER_CLASS, reference=REFERENCE_KEY,
                      packages=package_versions(),
+                     small_classes=SMALL_CLASSES, per_class_target=PER_CLASS_TARGET,
+                     counts_method=COUNTS_FOOTNOTE,
                      parallel_tests=options.parallel_tests,
                      method="per-test cost = (t_large - t_small) / (n_large - n_small), "
                             "time measured inside each child around the test run",
@@ -86,12 +101,23 @@ def _common(row):
             "error": row.error, "warnings": row.warnings}
 
 
+def _ratio(row, other):
+    """Divide two rows' median per-test times (None unless both measured)."""
+    if not other or row["status"] != "ok" or other["status"] != "ok":
+        return None
+    return median_ratio(row["per_test_ms"], other["per_test_ms"])
+
+
 def _row_dict(row):
     s = row.scenario
     runs = row.runs
     per_test = summarise([1000 * r["per_test_s"] for r in runs])
     return {
         **_common(row),
+        "tests_per_class": s.tests_per_class, "baseline": s.baseline or None,
+        "calls_per_test": row.counts.get("calls_per_test"),
+        "statements_per_test": row.counts.get("statements_per_test"),
+        "counts": row.counts or None,
         "per_test_ms": per_test,
         "fixed_ms": summarise([1000 * r["fixed_s"] for r in runs]),
         "connections_per_1000_tests": (summarise([r["connections_per_1000"] for r in runs])
@@ -141,7 +167,8 @@ def write_json(doc, path):
 
 
 def _fmt(value, spec):
-    return "-" if value is None else format(value, spec)
+    """Format ``value``; a missing one is "-", padded to the spec's width."""
+    return format("-", spec.split(".")[0].rstrip("df")) if value is None else format(value, spec)
 
 
 def table(doc):
@@ -157,9 +184,9 @@ def _per_test_lines(rows):
     if not rows:
         return []
     lines = [f"{'scenario':<42} {'runner':<8} {'median':>8} {'min':>8} {'max':>8} "
-             f"{'x ref':>6} {'fixed':>8} {'conn/1k':>8}",
+             f"{'x ref':>6} {'fixed':>8} {'conn/1k':>8} {'calls':>7} {'stmts':>6}",
              f"{'':<42} {'':<8} {'ms/test':>8} {'ms/test':>8} {'ms/test':>8} "
-             f"{'':>6} {'ms/run':>8} {'tests':>8}"]
+             f"{'':>6} {'ms/run':>8} {'tests':>8} {'/test':>7} {'/test':>6}"]
     lines.append("-" * len(lines[0]))
     for r in rows:
         head = _head(r)
@@ -170,8 +197,14 @@ def _per_test_lines(rows):
         lines.append(head + f"{pt['median']:>8.3f} {pt['min']:>8.3f} {pt['max']:>8.3f} "
                      f"{_fmt(r['ratio_to_reference'], '>6.2f')} "
                      f"{r['fixed_ms']['median']:>8.1f} "
-                     f"{_fmt(conns and conns['median'], '>8.1f')}")
+                     f"{_fmt(conns and conns['median'], '>8.1f')} "
+                     f"{_fmt(r['calls_per_test'], '>7.0f')} "
+                     f"{_fmt(r['statements_per_test'], '>6.1f')}")
+        if r["ratio_to_baseline"] is not None:
+            lines.append(f"{'':<4}note: per test {r['ratio_to_baseline']:.2f}x the row with "
+                         f"classes of {TESTS_PER_CLASS} (target <= {PER_CLASS_TARGET:.1f}x)")
         lines.extend(f"{'':<4}note: {w}" for w in r["warnings"])
+    lines.extend(textwrap.wrap(COUNTS_FOOTNOTE, len(lines[0])))
     return lines
 
 

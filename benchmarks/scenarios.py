@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import recipe
+
 TESTS_PER_CLASS = 100
 REFERENCE_KEY = "ours-rollback-pg"
 DJANGO_TEST_DB = "test_bench_django"
@@ -174,6 +176,8 @@ class Scenario:
     leftover_dbs: tuple = ()          # names the parent checks for after a run
     setup_dbs: tuple = ()             # keys of SETUP_DBS created before timing
     group: str = "per-test"           # per-test | startup | parallel | model-sets
+    tests_per_class: int = TESTS_PER_CLASS
+    baseline: str = ""                # key of the row this one is a ratio to (per-class rows)
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,8 @@ MODELS_THEIRS_DB = "bench_models_theirs"  # made and dropped by the create_all s
 # library is pointed at OURS_DB's server and makes its own throwaway database;
 # OURS_DB exists so the URL names a real database whatever the library does.
 SETUP_DBS = {NAIVE_DB: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
-             OURS_DB: None, STARTUP_DB: None, PARALLEL_DB: None, MODELS_DB: None}
+             OURS_DB: None, STARTUP_DB: None, PARALLEL_DB: None, MODELS_DB: None,
+             recipe.RECIPE_DB: None}
 
 
 def _ours_pg_env(ctx):
@@ -214,11 +219,10 @@ def _sqlite_aiosqlite_env(ctx):
     return dict(_sqlite_env(ctx), TEST_FRAMEWORK_SQLITE_DRIVER="aiosqlite")
 
 
-def _django_env(ctx):
-    db = {"ENGINE": "django.db.backends.postgresql", "NAME": "bench_django",
-          "USER": ctx.pg_user, "HOST": ctx.pg_host, "PORT": str(ctx.pg_port),
-          "TEST": {"NAME": DJANGO_TEST_DB}}
-    return {"BENCH_DJANGO_DATABASE": json.dumps(db)}
+def _django_pg_database(ctx):
+    return {"ENGINE": "django.db.backends.postgresql", "NAME": "bench_django",
+            "USER": ctx.pg_user, "HOST": ctx.pg_host, "PORT": str(ctx.pg_port),
+            "TEST": {"NAME": DJANGO_TEST_DB}}
 
 
 def _ours(key, title, runner, isolation, env, postgres):
@@ -291,11 +295,33 @@ def _model_sets(key, title, postgres):
                     setup_dbs=(MODELS_DB,) if postgres else (), group="model-sets")
 
 
-def _django(key, title, base):
+def _django(key, title, base, database=_django_pg_database, postgres=True):
     template = Template(DJANGO_HEAD, DJANGO_CLASS, DJANGO_TEST,
                         {"benchapp/__init__.py": "", "benchapp/models.py": DJANGO_MODELS})
-    return Scenario(key, title, "django", template, {"base": base}, _django_env,
-                    postgres=True, in_quick=False, leftover_dbs=(DJANGO_TEST_DB,))
+    env = lambda ctx: {"BENCH_DJANGO_DATABASE": json.dumps(database(ctx))}  # noqa: E731
+    return Scenario(key, title, "django", template, {"base": base}, env, postgres=postgres,
+                    in_quick=False, leftover_dbs=(DJANGO_TEST_DB,) if postgres else ())
+
+
+def _recipe(key, title, postgres):
+    """The pytest-asyncio recipe users write instead of the framework (``recipe``)."""
+    template = Template(recipe.RECIPE_HEAD, recipe.RECIPE_CLASS, recipe.RECIPE_TEST,
+                        recipe.RECIPE_FILES)
+    return Scenario(key, title, "pytest", template,
+                    env=lambda ctx: recipe.recipe_env(ctx, postgres), postgres=postgres,
+                    in_quick=False, setup_dbs=(recipe.RECIPE_DB,) if postgres else ())
+
+
+# Per-class rows: the reference suite in classes of 10, so the per-class cost
+# (loop, connection, class set-up) shows as a ratio to the classes-of-100 row.
+SMALL_CLASSES = 10
+
+
+def _per_class(key, title, baseline, env, postgres):
+    return Scenario(key, title, "unittest", Template(OURS_HEAD, OURS_CLASS, OURS_TEST),
+                    {"isolation": "rollback"}, env, postgres,
+                    setup_dbs=(OURS_DB,) if postgres else (),
+                    tests_per_class=SMALL_CLASSES, baseline=baseline)
 
 
 SCENARIOS = [
@@ -310,12 +336,22 @@ SCENARIOS = [
     _django("django-testcase", "Django TestCase, PostgreSQL", "TestCase"),
     _django("django-transactiontestcase", "Django TransactionTestCase, PostgreSQL",
             "TransactionTestCase"),
+    _django("django-testcase-sqlite", "Django TestCase, in-memory SQLite", "TestCase",
+            recipe.django_sqlite_database, postgres=False),
+    _recipe("pytest-asyncio-recipe-pg", "pytest-asyncio + joined session, PostgreSQL", True),
+    _recipe("pytest-asyncio-recipe-sqlite", "pytest-asyncio + joined session, SQLite", False),
     _ours(REFERENCE_KEY, "ours, rollback, PostgreSQL", "unittest", "rollback",
           _ours_pg_env, True),
     _ours("ours-rollback-sqlite", "ours, rollback, SQLite", "unittest", "rollback",
           _sqlite_env, False),
     _ours("ours-rollback-sqlite-aiosqlite", "  same, on aiosqlite's worker thread", "unittest",
           "rollback", _sqlite_aiosqlite_env, False),
+    _per_class("ours-rollback-pg-per-class10",
+               f"ours, rollback, classes of {SMALL_CLASSES}, PostgreSQL", REFERENCE_KEY,
+               _ours_pg_env, True),
+    _per_class("ours-rollback-sqlite-per-class10",
+               f"ours, rollback, classes of {SMALL_CLASSES}, SQLite", "ours-rollback-sqlite",
+               _sqlite_env, False),
     _deferrable("ours-deferrable-pg", "ours, deferrable FK, PostgreSQL", _ours_pg_env, True,
                 check=True),
     _deferrable("ours-deferrable-pg-unchecked", "  same, check_deferred off", _ours_pg_env,
@@ -360,13 +396,13 @@ def generate(scenario, n_tests, directory):
     """Write ``n_tests`` tests as one module per class under ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tpl = scenario.template
+    tpl, per_class = scenario.template, scenario.tests_per_class
     for rel, text in tpl.extra_files.items():
         (directory / rel).parent.mkdir(parents=True, exist_ok=True)
         (directory / rel).write_text(text)
-    for c, start in enumerate(range(0, n_tests, TESTS_PER_CLASS)):
+    for c, start in enumerate(range(0, n_tests, per_class)):
         parts = [tpl.head.format(**scenario.fmt), tpl.cls.format(c=c, **scenario.fmt)]
-        for i in range(start + 1, min(start + TESTS_PER_CLASS, n_tests) + 1):
+        for i in range(start + 1, min(start + per_class, n_tests) + 1):
             parts.append(("\n" if i > start + 1 else "") + tpl.test.format(i=i, **scenario.fmt))
         (directory / f"test_bench_{c:03d}.py").write_text("".join(parts))
     return directory
