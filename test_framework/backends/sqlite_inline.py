@@ -77,6 +77,7 @@ class InlineConnection(InterruptibleConnection):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.driver_connection = InlineDriverConnection(self)  # one, as aiosqlite's is
         self._watching = watch_ctrl_c()
 
     def cursor(self, factory=InlineCursor):
@@ -96,7 +97,7 @@ class InlineConnection(InterruptibleConnection):
 
     def run_async(self, fn: Callable[[InlineDriverConnection], Awaitable[Any]]) -> Any:
         """Run ``fn(driver_connection)``'s awaitable to its end, as aiosqlite's adapter does."""
-        return finish_now(fn(InlineDriverConnection(self)))
+        return finish_now(fn(self.driver_connection))
 
 
 def finish_now(awaitable: Awaitable[Any]) -> Any:
@@ -191,7 +192,7 @@ class SQLiteDialect_inline(SQLiteDialect_pysqlite):
         return args, options
 
     def get_driver_connection(self, connection):
-        return InlineDriverConnection(connection)
+        return connection.driver_connection
 
     def do_execute(self, cursor, statement, parameters, context=None) -> None:
         _yield_to_the_loop()
