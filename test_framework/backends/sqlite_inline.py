@@ -37,10 +37,10 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.exc import MissingGreenlet
-from sqlalchemy.util import await_
 
 from test_framework.backends.sqlite_interrupts import (InterruptibleConnection, run_guarded,
                                                        unwatch_ctrl_c, watch_ctrl_c)
+from test_framework.greenlet_bridge import await_from_sync
 
 DRIVER = "inline"
 BUSY_WAIT = 0.05  # seconds SQLite itself may wait for a lock, blocking the loop
@@ -163,7 +163,7 @@ def _yield_to_the_loop() -> None:
     pass costs microseconds, a worker-thread round trip about 50.
     """
     try:
-        await_(asyncio.sleep(0))
+        await_from_sync(asyncio.sleep(0))
     except MissingGreenlet:  # the sync engine used outside greenlet_spawn: nobody to yield to
         pass
 
