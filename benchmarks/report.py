@@ -64,6 +64,9 @@ def build(rows, memory, options, meta):
         r["ratio_to_reference"] = _ratio(r, ref)
         base = next((b for b in out_rows if b["key"] == r["baseline"]), None)
         r["ratio_to_baseline"] = _ratio(r, base) if r["baseline"] else None
+        r["calls_ratio_to_baseline"] = (
+            r["calls_per_test"] / base["calls_per_test"]
+            if base and r["calls_per_test"] and base["calls_per_test"] else None)
     return {
         "meta": dict(meta, python=sys.version.split()[0], platform=platform.platform(),
                      sizes=list(options.sizes), repeats=options.repeats,
@@ -200,9 +203,12 @@ def _per_test_lines(rows):
                      f"{_fmt(conns and conns['median'], '>8.1f')} "
                      f"{_fmt(r['calls_per_test'], '>7.0f')} "
                      f"{_fmt(r['statements_per_test'], '>6.1f')}")
-        if r["ratio_to_baseline"] is not None:
-            lines.append(f"{'':<4}note: per test {r['ratio_to_baseline']:.2f}x the row with "
-                         f"classes of {TESTS_PER_CLASS} (target <= {PER_CLASS_TARGET:.1f}x)")
+        if r["baseline"]:
+            time, calls = (_fmt(r[k], ".2f") for k in ("ratio_to_baseline",
+                                                        "calls_ratio_to_baseline"))
+            lines.append(f"{'':<4}note: per test {time}x the time and "
+                         f"{calls}x the calls of the row with classes of {TESTS_PER_CLASS} "
+                         f"(target <= {PER_CLASS_TARGET:.1f}x)")
         lines.extend(f"{'':<4}note: {w}" for w in r["warnings"])
     lines.extend(textwrap.wrap(COUNTS_FOOTNOTE, len(lines[0])))
     return lines
