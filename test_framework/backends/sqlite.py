@@ -216,9 +216,13 @@ class SQLiteBackend(Backend):
     async def list_databases(self) -> list[DatabaseRecord]:
         """Files in every run's private folder (labelled with the run) and in the cache."""
         records = []
-        for path in sorted(Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*/test_*{SUFFIX}")):
-            records.append(DatabaseRecord(path.stem, self.url.set(database=str(path)),
-                                          f"test_framework run={path.parent.name}"))
+        for folder in sorted(Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*")):
+            try:  # consumed here: another run may remove its folder while we look
+                paths = sorted(folder.glob(f"test_*{SUFFIX}"))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            records.extend(DatabaseRecord(path.stem, self.url.set(database=str(path)),
+                                          f"test_framework run={folder.name}") for path in paths)
         for path in sorted(cache_dir().glob(f"test_*{SUFFIX}")):
             try:
                 label = Path(f"{path}{LABEL_SUFFIX}").read_text(encoding="utf-8")
