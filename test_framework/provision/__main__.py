@@ -23,7 +23,8 @@ from test_framework.config import Setting, project_settings
 from test_framework.errors import TestFrameworkError
 from test_framework.provision import require_test_database
 from test_framework.provision.kept_states import drop_kept_failed
-from test_framework.provision.ownership import describe, held_by_live_run
+from test_framework.provision.ownership import describe, held_by_live_run, template_of
+from test_framework.provision.templates import template_lock
 
 
 def main(argv: list[str] | None = None, *, prog: str = "python -m test_framework.provision"
@@ -82,6 +83,16 @@ async def _run(backend, args) -> int:
         if not args.force and await held_by_live_run(backend, record):
             print(f"not dropped: {record.name} is held by a live run ({record.label}); "
                   "add --force to drop it anyway", file=sys.stderr)
+            continue
+        if template_of(record) is not None and not args.force:
+            # Runs clone a template under a shared lock: drop it only while nobody holds it.
+            async with backend.try_exclusive(template_lock(record.name)) as unused:
+                if not unused:
+                    print(f"not dropped: template {record.name} is being cloned by a run "
+                          "right now; try again, or add --force", file=sys.stderr)
+                    continue
+                await _drop(backend, record)
+            dropped += 1
             continue
         await _drop(backend, record)
         dropped += 1
