@@ -19,7 +19,10 @@ The Django SQLite row uses Django's default for a test database on SQLite:
 in memory, shared by the whole run.
 """
 
-RECIPE_DB = "bench_recipe"     # PostgreSQL: made empty by the parent; tables by the suite
+import os
+
+# PostgreSQL: made empty by the parent; tables by the suite. The run's number, as scenarios.py.
+RECIPE_DB = f"bench_recipe_{os.environ.setdefault('BENCH_RUN', str(os.getpid()))}"
 
 RECIPE_INI = """[pytest]
 addopts = -p no:test_framework

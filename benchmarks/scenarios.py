@@ -23,7 +23,7 @@ from . import recipe
 
 TESTS_PER_CLASS = 100
 REFERENCE_KEY = "ours-rollback-pg"
-DJANGO_TEST_DB = "test_bench_django"
+DJANGO_TEST_DB = f"test_bench_django_{os.environ.setdefault('BENCH_RUN', str(os.getpid()))}"
 
 FLOOR_SYNC_HEAD = "import unittest\n"
 FLOOR_SYNC_CLASS = "\n\nclass TestFloor{c:03d}(unittest.TestCase):\n"
@@ -192,12 +192,15 @@ class Context:
         return f"{driver}://{self.pg_user}@{self.pg_host}:{self.pg_port}/{database}"
 
 
-NAIVE_DB = "bench_naive"
-OURS_DB = "bench_ours"
-STARTUP_DB = "bench_startup"    # own name: cold runs drop its templates, no one else's
-PARALLEL_DB = "bench_parallel"
-MODELS_DB = "bench_models"      # own name too: cold runs drop its templates
-MODELS_THEIRS_DB = "bench_models_theirs"  # made and dropped by the create_all suite itself
+# Every database name carries this run's number, so two benchmark runs on one server
+# (CI's quick run beside a full one) never create or drop each other's databases.
+RUN = os.environ.setdefault("BENCH_RUN", str(os.getpid()))
+NAIVE_DB = f"bench_naive_{RUN}"
+OURS_DB = f"bench_ours_{RUN}"
+STARTUP_DB = f"bench_startup_{RUN}"    # own name: cold runs drop its templates, no one else's
+PARALLEL_DB = f"bench_parallel_{RUN}"
+MODELS_DB = f"bench_models_{RUN}"      # own name too: cold runs drop its templates
+MODELS_THEIRS_DB = f"bench_models_theirs_{RUN}"  # made and dropped by the create_all suite
 # Databases the parent creates before timing (name -> SQL run inside it).  The
 # library is pointed at OURS_DB's server and makes its own throwaway database;
 # OURS_DB exists so the URL names a real database whatever the library does.
@@ -220,7 +223,7 @@ def _sqlite_aiosqlite_env(ctx):
 
 
 def _django_pg_database(ctx):
-    return {"ENGINE": "django.db.backends.postgresql", "NAME": "bench_django",
+    return {"ENGINE": "django.db.backends.postgresql", "NAME": f"bench_django_{RUN}",
             "USER": ctx.pg_user, "HOST": ctx.pg_host, "PORT": str(ctx.pg_port),
             "TEST": {"NAME": DJANGO_TEST_DB}}
 
