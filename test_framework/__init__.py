@@ -7,9 +7,9 @@ SQLAlchemy nor sqlglot until a test class or helper is asked for.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from test_framework.lazy_exports import lazy_exports
 from test_framework.shuffle import install_for_unittest
 
 install_for_unittest()  # TEST_FRAMEWORK_SHUFFLE under python -m unittest (see shuffle.py)
@@ -32,15 +32,4 @@ if TYPE_CHECKING:
     from test_framework.ssot.base_test_case import SSotBaseTestCase
     from test_framework.ssot.migration_test_case import MigrationTestCase
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module the first time the name is used."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'test_framework' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"test_framework.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
