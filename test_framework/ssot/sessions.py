@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session
 from test_framework.config import Timeouts
 from test_framework.errors import ConfigurationError
 from test_framework.ssot.session_tasks import ConcurrentSessionsError
+from test_framework.ssot.savepoint_hooks import share_savepoints
 from test_framework.ssot.shared_savepoints import (LABEL_KEY, RollbackConflictError,
-                                                   SharedSavepoints, share_savepoints)
+                                                   SharedSavepoints)
 
 __all__ = ["ConcurrentSessionsError", "DEFAULT_SESSION_OPTIONS", "RecordingSessionmaker",
            "RollbackConflictError", "label_session", "session_options", "share_savepoints"]

@@ -30,52 +30,36 @@ greenlet); one run on ``await session.connection()`` goes to the newest open
 session. A SELECT is a read, even one calling a function that writes.
 
 Every statement first asks ``session_tasks.py`` whether its task may use the
-connection now. The SQLAlchemy side: the dialect's savepoint hooks on the
-engine's own dialect (as ``backends/savepoints.py`` does; its depth names stay
-underneath), session and connection events, and one private detail, below.
+connection now. The SQLAlchemy side (hooks and events) is ``savepoint_hooks.py``;
+one private detail of SQLAlchemy is used here, below.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-import re
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from greenlet import getcurrent
-from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from test_framework.errors import AbortedTransactionError, RollbackConflictError
 from test_framework.log import get_logger
-from test_framework.backends.savepoints import STACK as DEPTH_NAMES
 from test_framework.greenlet_bridge import await_from_sync
 from test_framework.ssot.call_sites import call_sites
+from test_framework.ssot.savepoint_hooks import (LEDGER_KEY, SavepointSql, follow_sessions,
+                                                 rollback_to_base, statement_kind)
 from test_framework.ssot.session_tasks import (ConcurrentSessionsError, ConnectionTurns, Holder,
                                               SessionTask, shared_session)
 
 logger = get_logger(__name__)
-LEDGER_KEY = "test_framework_shared_savepoints"
 LABEL_KEY = "test_framework_label"
 _RENEWALS = itertools.count(1)  # names of the savepoints made here, unique in the process
-_FIRST_WORD = re.compile(r"\s*([A-Za-z]+)")
-_ENDS = {"RELEASE", "ROLLBACK", "COMMIT", "BEGIN", "END"}
-_READS = {"SELECT", "SHOW", "EXPLAIN", "VALUES"}
 RELEASE_BATCH = 32  # ended savepoints left on the server before one RELEASE removes them
 _ONE_CONNECTION = "In rollback isolation every session is a savepoint on the test's one connection"
 _COMMIT_MODE = ("or give this test class isolation = 'commit', which gives each session its own "
                 "connection")
-
-
-class SavepointSql(NamedTuple):
-    """The dialect's own savepoint statements, each taking a savepoint's name."""
-
-    release: Callable[[str], None]
-    rollback_to: Callable[[str], None]
 
 
 @dataclass(eq=False)
@@ -154,7 +138,7 @@ class SharedSavepoints:
         they find the ledger in the session's ``info`` and return at once for
         every other session.
         """
-        _follow_sessions()
+        follow_sessions()
         SessionTask.current()  # tasks started from here on descend from this one
         session.info[LEDGER_KEY] = self
 
@@ -227,7 +211,7 @@ class SharedSavepoints:
         self._send(mark)
 
     def statement(self, statement: str, context) -> None:
-        kind = _kind(statement, context)
+        kind = statement_kind(statement, context)
         if kind != "end":
             self.take_turn(opening=kind == "savepoint")
             if self.stuck is not None:
@@ -252,7 +236,7 @@ class SharedSavepoints:
         statement then fails at once, saying why, instead of the server's
         "current transaction is aborted".
         """
-        kind = _kind(statement, context)
+        kind = statement_kind(statement, context)
         if kind == "savepoint":
             self.turns.changed()  # the session it would have begun holds nothing
         if kind not in ("read", "write") or not self.aborts:
@@ -425,117 +409,6 @@ def _stuck(statement: str, writers: list) -> str:
             "and a read gets no savepoint of its own: run a query you expect to fail inside "
             "async with session.begin_nested(): ... (or self.db's session), as Django's "
             "atomic(), and the test goes on after it")
-
-
-def begin_base(connection: Connection, name: str) -> None:
-    """Make the test's savepoint, which every test of the class rolls back to and keeps."""
-    _driver_sql(connection, f"SAVEPOINT {name}")
-
-
-def rollback_to_base(connection: Connection, name: str) -> None:
-    """Undo everything since the test's savepoint, keeping it; forget the savepoints above.
-
-    On the driver's cursor, past SQLAlchemy: this may run inside SQLAlchemy's
-    own savepoint handling, and it is bookkeeping, not the test's work.
-    """
-    _driver_sql(connection, f"ROLLBACK TO SAVEPOINT {name}")
-    connection.info.pop(DEPTH_NAMES, None)
-
-
-def _driver_sql(connection: Connection, sql: str) -> None:
-    cursor = connection.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(sql)
-    finally:
-        cursor.close()
-
-
-def share_savepoints(engine: AsyncEngine) -> None:
-    """Send the engine's savepoint SQL through its connection's ``SharedSavepoints``, if any.
-
-    The dialect's documented savepoint hooks on this engine's own dialect
-    instance, as ``backends/savepoints.py`` does (its depth names stay under).
-    """
-    if event.contains(engine.sync_engine, "before_cursor_execute", _on_statement):
-        return
-    dialect = engine.dialect
-    savepoint, release = dialect.do_savepoint, dialect.do_release_savepoint
-    rollback_to = dialect.do_rollback_to_savepoint
-
-    def do_savepoint(connection, name):
-        if (ledger := connection.info.get(LEDGER_KEY)) is not None:
-            ledger.take_turn(opening=True)  # before the name: hooks beneath count depth
-            return ledger.made(name, partial(savepoint, connection, name))
-        savepoint(connection, name)
-
-    def do_release_savepoint(connection, name):
-        if (ledger := connection.info.get(LEDGER_KEY)) is None:
-            return release(connection, name)
-        ledger.release(name, SavepointSql(partial(release, connection),
-                                          partial(rollback_to, connection)))
-
-    def do_rollback_to_savepoint(connection, name):
-        if (ledger := connection.info.get(LEDGER_KEY)) is None:
-            return rollback_to(connection, name)
-        ledger.rollback(name, SavepointSql(partial(release, connection),
-                                           partial(rollback_to, connection)))
-
-    dialect.do_savepoint = do_savepoint
-    dialect.do_release_savepoint = do_release_savepoint
-    dialect.do_rollback_to_savepoint = do_rollback_to_savepoint
-    event.listen(engine.sync_engine, "before_cursor_execute", _on_statement)
-    event.listen(engine.sync_engine, "handle_error", _on_error)
-
-
-@functools.cache
-def _follow_sessions() -> None:
-    event.listen(Session, "after_begin", _session_began)
-    event.listen(Session, "do_orm_execute", _session_runs)
-    event.listen(Session, "before_flush", _session_flushes)
-
-
-def _session_began(session: Session, transaction, connection: Connection) -> None:
-    if (ledger := session.info.get(LEDGER_KEY)) is not None:
-        ledger._began(session, transaction, connection)
-
-
-def _session_runs(state) -> None:
-    if (ledger := state.session.info.get(LEDGER_KEY)) is not None:
-        ledger._runs(state.session)
-
-
-def _session_flushes(session: Session, *_) -> None:
-    if (ledger := session.info.get(LEDGER_KEY)) is not None:
-        ledger._runs(session)
-
-
-def _on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
-    if (ledger := conn.info.get(LEDGER_KEY)) is not None:
-        ledger.statement(statement, context)
-
-
-def _on_error(context) -> None:
-    if context.sqlalchemy_exception is None or context.is_disconnect \
-            or context.connection is None or context.statement is None:
-        return
-    if (ledger := context.connection.info.get(LEDGER_KEY)) is not None:
-        ledger.failed(context.statement, context.execution_context)
-
-
-def _kind(statement: str, context) -> str:
-    """'end' (RELEASE, COMMIT...), 'savepoint', 'read', or 'write' for anything else."""
-    match = _FIRST_WORD.match(statement)
-    word = match.group(1).upper() if match else ""
-    if word in _ENDS:
-        return "end"
-    if word == "SAVEPOINT":
-        return "savepoint"
-    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
-        return "write"
-    if word == "PRAGMA":  # SQLite: a question (table_info) reads, a setting (x = y) writes
-        return "write" if "=" in statement else "read"
-    compiled = getattr(getattr(context, "compiled", None), "statement", None)
-    return "read" if word in _READS or getattr(compiled, "is_select", False) else "write"
 
 
 def _end_newest_first(transaction) -> None:

@@ -27,7 +27,7 @@ from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.isolation.protocol import (Isolation, IsolationSettings, KeepState,
                                                     TestSessions)
 from test_framework.ssot.sessions import RecordingSessionmaker, label_session, share_savepoints
-from test_framework.ssot.shared_savepoints import begin_base, rollback_to_base
+from test_framework.ssot.savepoint_hooks import begin_base, rollback_to_base
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
 
