@@ -177,7 +177,7 @@ class SharedSavepoints:
         self.open.append(savepoint)
         if root is not None:
             self._send(self.marks[-1])
-        if root is None:
+        else:
             self.outcomes[session] = "still open"
             self.turns.changed()
         self.running = (getcurrent(), session)
@@ -198,7 +198,7 @@ class SharedSavepoints:
         if savepoint is None or self._first_write(savepoint) is not None:
             return  # not a session's, or its writes are below anyway
         savepoint.begin = len(self.log)  # the same writes are its own; later scans are shorter
-        newest_sent = next((mark for mark in reversed(self.marks) if mark.sent), None)
+        newest_sent = self._newest_sent(len(self.log))
         if newest_sent is not None and newest_sent.start == len(self.log):
             return
         owner = savepoint.root or savepoint
@@ -241,7 +241,7 @@ class SharedSavepoints:
             self.turns.changed()  # the session it would have begun holds nothing
         if kind not in ("read", "write") or not self.aborts:
             return
-        newest_sent = next((mark for mark in reversed(self.marks) if mark.sent), None)
+        newest_sent = self._newest_sent(len(self.log))
         if kind == "read" and (newest_sent is None or newest_sent.start < len(self.log)):
             self.stuck = (len(self.log), _stuck(statement, self._writers_after(
                 newest_sent.start if newest_sent else 0, None)))
@@ -289,8 +289,7 @@ class SharedSavepoints:
             logger.debug("%s ends with nothing of its own to undo: no ROLLBACK TO",
                          _label(savepoint.session))
             return self._release_ended(sql)
-        target = next((mark for mark in reversed(self.marks)
-                       if mark.sent and mark.start <= first), None)
+        target = self._newest_sent(first)
         others = self._writers_after(target.start if target else 0, savepoint)
         if target is None or others:
             raise RollbackConflictError(self._conflict(savepoint, others))
@@ -334,6 +333,11 @@ class SharedSavepoints:
             savepoint.begin = min(savepoint.begin, mark.start)
 
     # -- bookkeeping ----------------------------------------------------------------
+
+    def _newest_sent(self, at_or_before: int) -> _Mark | None:
+        """The newest savepoint on the server made at or before log position ``at_or_before``."""
+        return next((mark for mark in reversed(self.marks)
+                     if mark.sent and mark.start <= at_or_before), None)
 
     def _mark(self, name: str) -> _Mark | None:
         return next((mark for mark in self.marks if mark.name == name), None)

@@ -7,6 +7,7 @@ transaction itself keeps what it committed, and the next test gets a new
 one. Rows are checked from a separate connection after the inner classes ran.
 """
 
+import asyncio
 import logging
 import unittest
 
@@ -15,7 +16,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.shared_savepoints import AbortedTransactionError
-from tests.support import backend_name, count_rows_sync, problems, run_case
+from tests.support import (backend_name, count_rows_sync, problems, run_case,
+                           separate_connection)
 
 INSERT = text("INSERT INTO users (email, is_active) VALUES (:e, true)")
 
@@ -145,10 +147,6 @@ class TestExpectedFailures(SSotAsyncTestCase):
 
 
 def delete_committed(url) -> None:
-    import asyncio
-
-    from tests.support import separate_connection
-
     async def delete():
         async with separate_connection(url) as connection:
             await connection.execute(text("DELETE FROM users"))
