@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from test_framework.config_values import (Setting, as_bool, as_count, as_log_level, as_policy,
                                          as_seconds, as_seed, as_shard, as_slowest,
@@ -146,12 +146,26 @@ def cache_folder(environ: Mapping[str, str] = os.environ) -> Setting:
     return Setting(Path.home() / ".cache" / "test_framework", DEFAULT_SOURCE)
 
 
+def attribute_source(test_class: type, name: str) -> str:
+    """How an error names a class attribute: ``TestX.isolation (class attribute)``."""
+    return f"{test_class.__qualname__}.{name} (class attribute)"
+
+
+def class_value(test_class: type, name: str, default: Any = None) -> Setting:
+    """Read a class attribute as it is, naming it as the source; ``default`` when it is
+    absent or None. For values checked where they are used (``isolation`` in
+    ``ssot/isolation``, ``sandbox`` in ``ssot/sandbox.py``): the check names the source."""
+    value = getattr(test_class, name, None)
+    if value is None:
+        return Setting(default, DEFAULT_SOURCE)
+    return Setting(value, attribute_source(test_class, name))
+
+
 def database_url_for(test_class: type) -> Setting:
     """Resolve the database URL a test class runs against."""
-    class_value = getattr(test_class, "database_url", None)
-    if class_value:
-        return Setting(str(class_value),
-                       f"{test_class.__qualname__}.database_url (class attribute)")
+    value = getattr(test_class, "database_url", None)
+    if value:
+        return Setting(str(value), attribute_source(test_class, "database_url"))
     return project_settings().database_url
 
 
@@ -162,7 +176,16 @@ def class_setting(test_class: type, name: str) -> Setting:
     if value is None:
         return getattr(project_settings(), name)
     checks = {"n_plus_one": as_policy, "n_plus_one_threshold": as_count}
-    return checks[name](Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
+    return checks[name](Setting(value, attribute_source(test_class, name)))
+
+
+def leftover_rows_for(test_class: type) -> Setting:
+    """Resolve ``leftover_rows`` for a class: its attribute, else the project's value.
+    Checked by ``ssot/leftovers.py`` when a commit-mode class starts."""
+    value = getattr(test_class, "leftover_rows", None)
+    if not value:
+        return project_settings().leftover_rows
+    return Setting(value, attribute_source(test_class, "leftover_rows"))
 
 
 def class_switch(test_class: type, name: str, default: bool) -> Setting:
@@ -170,7 +193,7 @@ def class_switch(test_class: type, name: str, default: bool) -> Setting:
     value = getattr(test_class, name, None)
     if value is None:
         return Setting(default, DEFAULT_SOURCE)
-    return as_bool(Setting(value, f"{test_class.__qualname__}.{name} (class attribute)"))
+    return as_bool(Setting(value, attribute_source(test_class, name)))
 
 
 PROJECT_MARKERS = ("setup.cfg", "pyproject.toml")
@@ -212,9 +235,59 @@ def class_file_setting(test_class: type, attribute: str) -> Path | None:
         if candidate.is_file():
             return candidate
     raise ConfigurationError(
-        f"{test_class.__qualname__}.{attribute} (class attribute) is {str(value)!r}, which is "
+        f"{attribute_source(test_class, attribute)} is {str(value)!r}, which is "
         f"not a file; looked in: {', '.join(str(p) for p in places)}. Give a path relative "
         f"to the test file's folder or the project root ({root}), or an absolute one")
+
+
+class ClassSettings:
+    """What one test class asks for, each value a ``Setting`` with its source.
+
+    Made once per class by what owns the class's resources, and handed on:
+    ``schema_from(settings)``, ``isolation_mode(settings.isolation)``. Each value
+    is read and checked on first use, not when the object is made, so a bad
+    value fails where it is used and an attribute set in ``setUpClass`` is seen.
+    Never cached across objects: tests change class attributes between runs.
+    """
+
+    def __init__(self, test_class: type) -> None:
+        self.test_class = test_class
+
+    def __repr__(self) -> str:
+        return f"ClassSettings({self.test_class.__qualname__})"
+
+    database_url = functools.cached_property(lambda self: database_url_for(self.test_class))
+    isolation = functools.cached_property(
+        lambda self: class_value(self.test_class, "isolation", "rollback"))
+    leftover_rows = functools.cached_property(lambda self: leftover_rows_for(self.test_class))
+    session_options = functools.cached_property(
+        lambda self: class_value(self.test_class, "session_options"))
+    sandbox = functools.cached_property(lambda self: class_value(self.test_class, "sandbox"))
+    reset_sequences = functools.cached_property(
+        lambda self: class_switch(self.test_class, "reset_sequences", False))
+    check_deferred_constraints = functools.cached_property(
+        lambda self: class_switch(self.test_class, "check_deferred_constraints", True))
+    check_models = functools.cached_property(
+        lambda self: class_switch(self.test_class, "check_models", False))
+    query_snapshots = functools.cached_property(
+        lambda self: class_switch(self.test_class, "query_snapshots", False))
+    n_plus_one = functools.cached_property(
+        lambda self: class_setting(self.test_class, "n_plus_one"))
+    n_plus_one_threshold = functools.cached_property(
+        lambda self: class_setting(self.test_class, "n_plus_one_threshold"))
+    alembic_ini = functools.cached_property(
+        lambda self: class_file_setting(self.test_class, "alembic_ini"))
+    schema_sql = functools.cached_property(
+        lambda self: class_file_setting(self.test_class, "schema_sql"))
+    folder = functools.cached_property(lambda self: class_folder(self.test_class))
+
+    @functools.cached_property
+    def metadata(self) -> Setting | None:
+        """The class's ``metadata`` (None there means no schema); None when the class has
+        no such attribute, so the caller's default applies (the sample schema)."""
+        if not hasattr(self.test_class, "metadata"):
+            return None
+        return Setting(self.test_class.metadata, attribute_source(self.test_class, "metadata"))
 
 
 def _read_setup_cfg(start: Path) -> tuple[Path | None, Mapping[str, str]]:

@@ -4,8 +4,9 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from test_framework.config import (RUN_KEYS, Setting, cache_folder, database_url_for,
-                                   load_project_settings, parse_bool, run_setting)
+from test_framework.config import (RUN_KEYS, ClassSettings, Setting, cache_folder,
+                                   database_url_for, load_project_settings, parse_bool,
+                                   project_settings, run_setting)
 from test_framework.errors import ConfigurationError
 
 
@@ -69,6 +70,59 @@ class TestProjectSettings(unittest.TestCase):
         folder = project_with_setup_cfg(self, "this is not ini\n")
         with self.assertRaisesRegex(ConfigurationError, "cannot be parsed"):
             load_project_settings({}, folder)
+
+
+class TestClassSettings(unittest.TestCase):
+    def test_each_class_value_with_its_source_else_the_default(self):
+        Configured = type("Configured", (), {
+            "isolation": "commit", "leftover_rows": "error", "sandbox": ["app.db:engine"],
+            "session_options": {"expire_on_commit": True}, "reset_sequences": "yes",
+            "query_snapshots": True})
+
+        settings = ClassSettings(Configured)
+        self.assertEqual(settings.isolation,
+                         Setting("commit", "Configured.isolation (class attribute)"))
+        self.assertEqual(settings.leftover_rows.value, "error")
+        self.assertEqual(settings.sandbox.value, ["app.db:engine"])
+        self.assertEqual(settings.session_options.value, {"expire_on_commit": True})
+        self.assertEqual(settings.reset_sequences,
+                         Setting(True, "Configured.reset_sequences (class attribute)"))
+        self.assertTrue(settings.query_snapshots.value)
+
+        plain = ClassSettings(type("Plain", (), {}))
+        self.assertEqual(plain.isolation, Setting("rollback", "default"))
+        self.assertEqual(plain.leftover_rows, project_settings().leftover_rows)
+        self.assertEqual(plain.sandbox, Setting(None, "default"))
+        self.assertEqual(plain.check_deferred_constraints, Setting(True, "default"))
+        self.assertEqual(plain.n_plus_one, project_settings().n_plus_one)
+        self.assertIsNone(plain.alembic_ini)
+
+    def test_a_bad_value_fails_when_used_naming_the_attribute_and_the_value(self):
+        Typos = type("Typos", (), {"reset_sequences": "sometimes", "n_plus_one": "eror"})
+
+        settings = ClassSettings(Typos)  # reads nothing yet
+        with self.assertRaisesRegex(ConfigurationError, r"^Typos\.reset_sequences \(class "
+                                    r"attribute\) is 'sometimes', not a boolean"):
+            settings.reset_sequences
+        with self.assertRaisesRegex(ConfigurationError, r"^Typos\.n_plus_one \(class "
+                                    r"attribute\) is 'eror'.*did you mean 'error'"):
+            settings.n_plus_one
+        self.assertEqual(settings.isolation.value, "rollback", "the others still read")
+
+    def test_a_later_change_to_the_class_is_seen_by_the_next_settings(self):
+        class Changed:
+            isolation = "commit"
+
+        first = ClassSettings(Changed)
+        self.assertEqual(first.isolation.value, "commit")
+        Changed.isolation = "truncate"
+        self.assertEqual(first.isolation.value, "commit", "one object, one reading")
+        self.assertEqual(ClassSettings(Changed).isolation.value, "truncate")
+
+    def test_metadata_none_is_a_value_and_no_attribute_is_none(self):
+        self.assertIsNone(ClassSettings(type("NoAttribute", (), {})).metadata)
+        self.assertEqual(ClassSettings(type("NoSchema", (), {"metadata": None})).metadata,
+                         Setting(None, "NoSchema.metadata (class attribute)"))
 
 
 class TestRunSettings(unittest.TestCase):

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from test_framework import sample_schema
-from test_framework.config import class_file_setting, class_folder, project_root
+from test_framework.config import ClassSettings, project_root
 from test_framework.errors import ConfigurationError, SchemaBuildError
 
 
@@ -228,16 +228,22 @@ def _alembic_versions(connection) -> set[str]:
 
 
 def schema_for(test_class: type) -> SchemaSource | None:
-    """Pick the class's schema source: alembic_ini, then schema_sql, then metadata."""
-    project = _digest(str(project_root(class_folder(test_class))))
-    alembic_ini = class_file_setting(test_class, "alembic_ini")
-    schema_sql = None if alembic_ini else class_file_setting(test_class, "schema_sql")
-    metadata = getattr(test_class, "metadata", sample_schema.metadata)
+    """Pick the class's schema source (see ``schema_from``)."""
+    return schema_from(ClassSettings(test_class))
+
+
+def schema_from(settings: ClassSettings) -> SchemaSource | None:
+    """Pick the schema source a class's settings name: alembic_ini, then schema_sql, then
+    metadata (the sample schema when the class has none)."""
+    project = _digest(str(project_root(settings.folder)))
+    alembic_ini = settings.alembic_ini
+    schema_sql = None if alembic_ini else settings.schema_sql
+    metadata = sample_schema.metadata if settings.metadata is None else settings.metadata.value
     if alembic_ini or schema_sql:
         source = (AlembicSchema(alembic_ini, project=project) if alembic_ini
                   else SqlFileSchema(schema_sql, project=project))
         models = None if metadata is sample_schema.metadata else metadata
-        return _with_models(source, models, getattr(test_class, "check_models", False))
+        return _with_models(source, models, settings.check_models.value)
     return MetadataSchema(metadata, project=project) if metadata is not None else None
 
 

@@ -32,7 +32,7 @@ import unittest
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from test_framework.config import Setting, class_setting
+from test_framework.config import Setting, class_setting, class_switch
 from test_framework.errors import TestFrameworkError
 from test_framework.log import mask_secrets
 from test_framework.ssot.metrics import BOOKKEEPING, TestMetrics
@@ -219,7 +219,7 @@ class QueryAssertions:
     def __init_subclass__(cls, **kwargs) -> None:
         """Wrap each test of a class with ``query_snapshots = True`` (``ssot/query_snapshots.py``)."""
         super().__init_subclass__(**kwargs)
-        if getattr(cls, "query_snapshots", False):
+        if class_switch(cls, "query_snapshots", False).value:
             snapshot_test_methods(cls)
 
     def capture_queries(self) -> QueryCapture:

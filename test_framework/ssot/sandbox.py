@@ -45,6 +45,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
+from test_framework.config import Setting, class_value
 from test_framework.errors import ConfigurationError, SandboxError
 from test_framework.log import get_logger, mask_url
 from test_framework.ssot.sandbox_connection import SandboxConnection
@@ -61,10 +62,10 @@ _OTHER_LOOP = ("runs on another event loop (thread {thread!r}) than the test's. 
                "app=app), base_url='http://test'), which runs it on the test's loop")
 
 
-def sandbox_targets(test_class: type) -> list[tuple[str, Any]]:
-    """Resolve the class's ``sandbox`` entries to ``(entry, object)``; explain a bad one."""
-    value = getattr(test_class, ATTRIBUTE, None)
-    where = f"{test_class.__qualname__}.{ATTRIBUTE} (class attribute)"
+def sandbox_targets(entries: Setting) -> list[tuple[str, Any]]:
+    """Resolve a class's ``sandbox`` entries (``ClassSettings.sandbox``) to ``(entry,
+    object)``; explain a bad one, naming where it was set."""
+    value, where = entries.value, entries.source
     if not value:
         return []
     if isinstance(value, str) or not all(isinstance(entry, str) for entry in value):
@@ -137,17 +138,18 @@ def require_same_database(entry: str, url: URL, *, configured: URL, test: URL,
 
 def sandbox_for(test_class: type, resources, session_factory) -> "Sandbox":
     """The sandbox of one test of ``test_class``, from its class resources and session factory."""
-    return Sandbox(test_class, session_factory=session_factory, test_engine=resources.engine,
-                   configured_url=resources.backend.url, test_url=resources.database.url)
+    return Sandbox(class_value(test_class, ATTRIBUTE), session_factory=session_factory,
+                   test_engine=resources.engine, configured_url=resources.backend.url,
+                   test_url=resources.database.url)
 
 
 class Sandbox:
     """One test's patches of the listed objects; ``restore()`` undoes them, once."""
 
-    def __init__(self, test_class: type, *, session_factory, test_engine: AsyncEngine,
+    def __init__(self, entries: Setting, *, session_factory, test_engine: AsyncEngine,
                  configured_url: URL, test_url: URL) -> None:
-        self.where = f"{test_class.__qualname__}.{ATTRIBUTE} (class attribute)"
-        self.targets = sandbox_targets(test_class)
+        self.where = entries.source
+        self.targets = sandbox_targets(entries)
         self.factory = session_factory
         self.test_engine = test_engine
         self.configured_url, self.test_url = configured_url, test_url

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from test_framework import SSotAsyncTestCase
+from test_framework.config import class_value
 from test_framework.errors import ConfigurationError, SandboxError
 from test_framework.log import MaskedUrl
 from test_framework.ssot.sandbox import SandboxConnection, sandbox_targets
@@ -215,7 +216,7 @@ class CommitSandboxTest(unittest.TestCase):
 
 class SandboxSettingsTest(unittest.TestCase):
     def targets(self, value):
-        return sandbox_targets(type("AppTest", (), {"sandbox": value}))
+        return sandbox_targets(class_value(type("AppTest", (), {"sandbox": value}), "sandbox"))
 
     def test_entries_resolve_to_the_objects(self):
         targets = self.targets(APP + APP[:1])

@@ -13,6 +13,7 @@ class):
 
 from __future__ import annotations
 
+from test_framework.config import Setting, class_value
 from test_framework.errors import ConfigurationError
 from test_framework.ssot.isolation.commit import (CommitIsolation, DatabaseIsolation,
                                                   TruncateIsolation)
@@ -22,19 +23,23 @@ from test_framework.ssot.isolation.rollback import RollbackIsolation
 
 __all__ = ["CommitIsolation", "DatabaseIsolation", "ISOLATION_MODES", "Isolation",
            "IsolationSettings", "KeepState", "RollbackIsolation", "TestSessions",
-           "TruncateIsolation", "isolation_class"]
+           "TruncateIsolation", "isolation_class", "isolation_mode"]
 
 ISOLATION_MODES = {mode.name: mode for mode in
                    (RollbackIsolation, CommitIsolation, TruncateIsolation, DatabaseIsolation)}
 
 
 def isolation_class(test_class: type) -> type[Isolation]:
-    """Return the isolation mode a test class asks for, or explain the choices."""
-    mode = getattr(test_class, "isolation", "rollback")
-    if mode not in ISOLATION_MODES:
+    """Return the isolation mode a test class asks for (``ClassSettings.isolation``)."""
+    return isolation_mode(class_value(test_class, "isolation", "rollback"))
+
+
+def isolation_mode(setting: Setting) -> type[Isolation]:
+    """Return the isolation mode ``setting`` names, or explain the choices."""
+    if setting.value not in ISOLATION_MODES:
         raise ConfigurationError(
-            f"{test_class.__qualname__}.isolation (class attribute) is {mode!r}; use one of "
+            f"{setting.source} is {setting.value!r}; use one of "
             f"{sorted(ISOLATION_MODES)}: 'rollback' undoes each test with one transaction, "
             "'commit' makes real commits and deletes the rows the test created, 'truncate' "
             "empties every table after each test, 'database' gives the class its own database")
-    return ISOLATION_MODES[mode]
+    return ISOLATION_MODES[setting.value]
