@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 from test_framework.lazy_exports import lazy_exports
 from test_framework.shuffle import install_for_unittest
 
-install_for_unittest()  # TEST_FRAMEWORK_SHUFFLE under python -m unittest (see shuffle.py)
+# TEST_FRAMEWORK_SHUFFLE under python -m unittest and unittest.main(), which have no plugin
+# hook: TestProgram imports the test modules, and so this package, before it calls runTests.
+# Reads no setting here; idempotent; nose2 and pytest order tests through their plugins.
+install_for_unittest()
 
 __version__ = "0.1.0"
 __all__ = ["AsyncTestDatabase", "MigrationTestCase", "SSotAsyncTestCase", "SSotBaseTestCase",
