@@ -16,6 +16,7 @@ from typing import Callable
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from test_framework.backends import Backend, guard_connection
@@ -26,15 +27,19 @@ StatementListener = Callable[[str, object], None]
 
 def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
                   on_statement: StatementListener | None = None,
-                  one_connection: bool = False) -> AsyncEngine:
+                  one_connection: bool = False, reuse_newest: bool = False) -> AsyncEngine:
     """Create an engine for ``url`` with the backend's hooks and our statement listener.
 
     ``search_path`` makes its connections work in a run's own schema;
     ``one_connection`` says its class holds one connection (rollback isolation),
     which lets the backend pick a driver that runs on the loop's own thread.
+    ``reuse_newest`` makes its pool hand out the connection returned last
+    (an engine shared by class after class: its connection stays warm).
     """
     url = backend.engine_url(url, one_connection=one_connection)
     options = backend.engine_options(url)
+    if reuse_newest:
+        options = {**options, "pool_use_lifo": True}
     if search_path is not None:
         options = backend.with_search_path(options, search_path)
     engine = create_async_engine(url, **options)
@@ -70,7 +75,16 @@ def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
     def connect(dbapi_connection, connection_record) -> None:
         guard_connection(type(backend), dbapi_connection, connection_record.info, "use")
 
+    def checkout(dbapi_connection, connection_record, connection_proxy) -> None:
+        """Refuse a pooled connection the server closed (a restart): the pool makes another.
+
+        ``pool_pre_ping`` without its round trip: the driver already knows.
+        """
+        if backend.connection_is_closed(dbapi_connection.driver_connection):
+            raise DisconnectionError("closed by the server while in the pool")
+
     event.listen(engine.sync_engine, "connect", connect)
+    event.listen(engine.sync_engine, "checkout", checkout)
     event.listen(engine.sync_engine, "before_cursor_execute", before_cursor_execute)
     event.listen(engine.sync_engine, "handle_error", handle_error)
     return engine

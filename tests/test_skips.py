@@ -11,7 +11,7 @@ from test_framework import (SSotAsyncTestCase, SSotBaseTestCase, skip_if_postgre
                             skip_unless_sqlite)
 from test_framework.errors import ConfigurationError
 from test_framework.skips import server_info
-from test_framework.ssot.class_loop import RUNNER_ATTRIBUTE
+from test_framework.ssot.class_resources import RESOURCES_ATTRIBUTE
 from tests.support import backend_name, problems, run_case
 
 MEMORY = "sqlite+aiosqlite:///:memory:"
@@ -69,7 +69,7 @@ class TestBackendSkips(unittest.TestCase):
         Decorated.database_url = MEMORY  # set after decorating: the skip must follow it
         result = run_case(Decorated)
         self.assertEqual(len(result.skipped), 1, problems(result))
-        self.assertNotIn(RUNNER_ATTRIBUTE, Decorated.__dict__, "a skipped class's loop is closed")
+        self.assertNotIn(RESOURCES_ATTRIBUTE, Decorated.__dict__, "a skipped class holds nothing")
         self.assertRegex(result.skipped[0][1],
                          r"^needs postgresql; Decorated runs on sqlite "
                          r"\(.*\.Decorated\.database_url \(class attribute\)\)$")
@@ -109,7 +109,7 @@ class TestBackendSkips(unittest.TestCase):
         plain = run_case(Plain)
         self.assertEqual((plain.testsRun, len(plain.skipped)), (2, 1), problems(plain))
         self.assertEqual(run_case(Both).skipped[0][1], "by hand")
-        self.assertNotIn(RUNNER_ATTRIBUTE, Both.__dict__, "a skipped class's loop is closed")
+        self.assertNotIn(RESOURCES_ATTRIBUTE, Both.__dict__, "a skipped class holds nothing")
         self.assertEqual(run_case(ChildOfSkipped).skipped[0][1], "by hand")
 
     def test_a_bad_url_is_reported_not_hidden_by_a_skip(self):

@@ -304,6 +304,15 @@ class Backend:
         """Return keyword arguments for ``create_async_engine``."""
         return {}
 
+    def can_share_engine(self, engine_url: URL) -> bool:
+        """May one engine on ``engine_url`` serve test class after test class?
+
+        Its database must outlive its connections, and its driver must start
+        no thread that would keep the process alive until the engine is
+        disposed (interpreters join such threads before ``atexit`` runs).
+        """
+        return self.is_persistent(engine_url)
+
     def prepare_engine(self, engine: AsyncEngine) -> None:
         """Install the event hooks this backend needs on a new engine."""
 

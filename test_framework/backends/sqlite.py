@@ -381,6 +381,11 @@ class SQLiteBackend(Backend):
             return url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
         return url
 
+    def can_share_engine(self, engine_url: URL) -> bool:
+        """Only the inline driver: aiosqlite runs each connection on a non-daemon thread."""
+        return self.is_persistent(engine_url) and \
+            engine_url.drivername == f"sqlite+{sqlite_inline.DRIVER}"
+
     def engine_options(self, url: URL) -> dict[str, Any]:
         """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout.
 

@@ -19,6 +19,7 @@ import atexit
 import os
 import secrets
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
@@ -61,6 +62,7 @@ class ProvisionedDatabase:
 
 _databases: dict[tuple, ProvisionedDatabase] = {}
 _private: list[ProvisionedDatabase] = []
+_before_drop: list[Callable[[], None]] = []  # release hooks (the shared loop's engines)
 _failures: dict[tuple | str, Exception] = {}
 _reaped_servers: set[str] = set()
 _may_create_databases: dict[str, bool] = {}
@@ -275,8 +277,19 @@ async def drop_databases() -> None:
             logger.exception("could not drop test database %s", database.masked_url)
 
 
+def release_before_dropping(hook: Callable[[], None]) -> None:
+    """Have ``drop_databases_now`` call ``hook`` first: what holds connections lets go."""
+    if hook not in _before_drop:
+        _before_drop.append(hook)
+
+
 def drop_databases_now() -> None:
     """Drop this process's databases from synchronous code (exit, runner plugins)."""
+    for hook in list(_before_drop):
+        try:
+            hook()
+        except Exception:
+            logger.exception("could not release connections before dropping test databases")
     if any(db.owner_pid == os.getpid() and not db.kept
            for db in list(_databases.values()) + _private):
         asyncio.run(drop_databases())

@@ -1,4 +1,4 @@
-"""SSotAsyncTestCase: the same lifecycle as SSotBaseTestCase, awaited on the class loop.
+"""SSotAsyncTestCase: the same lifecycle as SSotBaseTestCase, awaited on the shared loop.
 
 It is a real ``unittest.IsolatedAsyncioTestCase``: ``async def`` tests are
 awaited, and ``asyncSetUp``/``asyncTearDown`` are called by the stdlib. Only

@@ -29,12 +29,12 @@ from test_framework.sharding import shard_skip_reason
 from test_framework.skips import early_skip_reason, server_skip_reason
 from test_framework.ssot.assertions import RowAssertions
 from test_framework.ssot.awaited import UnawaitedCalls, watching
-from test_framework.ssot.class_loop import (RUNNER_ATTRIBUTE, cancel_leftover_tasks,
-                                           cancel_other_tasks, class_runner,
-                                           close_class_runner)
+from test_framework.ssot.class_loop import (cancel_leftover_tasks, cancel_other_tasks,
+                                           current_runner, shared_runner)
 from test_framework.ssot.class_resources import class_resources
 from test_framework.ssot.kept_failures import FailureWatch, keeper
 from test_framework.ssot.legacy_helpers import LegacyHelpers
+from test_framework.ssot.metrics import set_running_metrics
 from test_framework.ssot.query_capture import QueryAssertions
 from test_framework.ssot.sandbox import sandbox_for
 from test_framework.ssot.stop_run import (STOPS_THE_RUN, check_settings, report_before_start,
@@ -78,7 +78,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
 
     @classmethod
     def tearDownClass(cls) -> None:
-        """Nothing of ours: the class's loop and connection go in class cleanups.
+        """Nothing of ours: the class's connection goes back in a class cleanup.
 
         Defining it tells runners the class has class fixtures, so nose2's
         ``mp`` plugin sends the whole class to one worker (one connection)
@@ -113,16 +113,12 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         finally:
             current_test_id.reset(token)
             self._ssot_after_run()
-            if getattr(type(self), "__unittest_skip__", False):
-                # unittest runs no class cleanups for a skipped class; close the loop
-                # IsolatedAsyncioTestCase.run made for it, or it leaks (ResourceWarning).
-                close_class_runner(type(self))
             if getattr(self, "_ssot_stops_run", False):
                 stop(result)  # every later test would fail the same way (ssot/stop_run.py)
 
     def _ssot_after_run(self) -> None:
-        """Cancel tasks the test left on the class loop (the async class does it itself)."""
-        runner = type(self).__dict__.get(RUNNER_ATTRIBUTE)
+        """Cancel tasks the test left on the shared loop (the async class does it itself)."""
+        runner = current_runner()
         if runner is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             cancel_leftover_tasks(runner, self.id())
 
@@ -175,7 +171,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         sandbox = sandbox_for(type(self), resources, self.session_factory)  # ssot/sandbox.py
         self.addCleanup(sandbox.restore)
         sandbox.apply()
-        resources.current_metrics = self._ssot_metrics
+        self._ssot_metrics_before = set_running_metrics(self._ssot_metrics)
         self._ssot_watch_queries()  # the N+1 detector (ssot/query_capture.py)
         skip_reason = await server_skip_reason(type(self), self.engine)
         if skip_reason:
@@ -201,7 +197,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         if sessions is None:
             return
         await cancel_other_tasks(self.id())
-        self._ssot_resources.current_metrics = None
+        set_running_metrics(getattr(self, "_ssot_metrics_before", None))
         watch = getattr(self, "_ssot_failures", None)
         keep = keeper(self.id(), self._ssot_resources) if watch is not None and watch.failed \
             else None
@@ -241,8 +237,8 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
     # -- running coroutines from synchronous code ---------------------------------
 
     def run_async(self, coroutine: Awaitable[Any]) -> Any:
-        """Run a coroutine on this class's event loop and return its result."""
-        runner = class_runner(type(self))
+        """Run a coroutine on the shared event loop and return its result."""
+        runner = shared_runner()
         try:
             return runner.run(coroutine)
         except RuntimeError as exc:

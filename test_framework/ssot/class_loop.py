@@ -1,11 +1,15 @@
-"""One event loop per test class, shared by all of its tests.
+"""One event loop per process, shared by every test class.
 
 The stdlib's ``IsolatedAsyncioTestCase`` builds a new debug-mode loop for
 every test. Engines and connections belong to the loop that made them, so
-that would mean a new connection per test. Here each test class gets one
-``asyncio.Runner``, closed by a class cleanup after its last test; the class's
-engine lives on that loop. Debug mode follows ``PYTHONASYNCIODEBUG`` / ``-X dev``
-or the ``asyncio_debug`` setting, and is off otherwise.
+that would mean a new connection per test; a loop per class still meant a
+connect (and the dialect's first queries) per class, which a suite of small
+classes paid on every class. Here the process has one ``ClassRunner``: its
+loop carries the shared engines (``ssot/shared_engines.py``) from class to
+class and is closed when the process ends (``close_shared_runner``, called
+before the test databases are dropped). A forked worker makes its own.
+Debug mode follows ``PYTHONASYNCIODEBUG`` / ``-X dev`` or the ``asyncio_debug``
+setting, and is off otherwise.
 
 CPython private names are used in this module only: ``_setupAsyncioRunner``,
 ``_tearDownAsyncioRunner`` and ``_asyncioRunner`` of
@@ -16,8 +20,11 @@ CPython private names are used in this module only: ``_setupAsyncioRunner``,
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import os
 import signal
+import threading
 import socket
 import sys
 import warnings
@@ -25,9 +32,9 @@ import warnings
 from test_framework.config import project_settings
 from test_framework.interrupts import interrupt_running_statements
 from test_framework.log import get_logger
+from test_framework.provision import release_before_dropping
 
 logger = get_logger(__name__)
-RUNNER_ATTRIBUTE = "_ssot_runner"
 TASK_GRACE = 1.0  # seconds a task the test started may run on after the test's body
 
 
@@ -36,7 +43,7 @@ class ClassRunner:
 
     ``asyncio.Runner.run`` installs and removes a SIGINT handler on every call,
     four calls per test; that alone cost about 0.1 ms a test. Here the loop is
-    made once per class and ``run`` only schedules the coroutine as a task
+    made once per process and ``run`` only schedules the coroutine as a task
     (and points the signal wakeup at the loop: ``SignalWakeup``).
     Ctrl-C raises ``KeyboardInterrupt`` out of ``run``, as in plain asyncio, after
     stopping the statements drivers run on worker threads (``test_framework.interrupts``).
@@ -44,6 +51,8 @@ class ClassRunner:
 
     def __init__(self, *, debug: bool | None = None) -> None:
         self._loop = asyncio.new_event_loop()
+        self.pid = os.getpid()
+        self.closing: list = []  # coroutine functions run on the loop before it closes
         if debug is not None:
             self._loop.set_debug(debug)
         asyncio.set_event_loop(self._loop)
@@ -53,7 +62,7 @@ class ClassRunner:
         return self._loop
 
     def run(self, coroutine, *, context=None):
-        """Run ``coroutine`` to completion as a task on the class loop."""
+        """Run ``coroutine`` to completion as a task on the shared loop."""
         if asyncio._get_running_loop() is not None:
             raise RuntimeError("Runner.run() cannot be called from a running event loop")
         task = self._loop.create_task(coroutine, context=context)
@@ -142,25 +151,53 @@ def _forget_outcome(task: asyncio.Task) -> None:
         task.exception()
 
 
-def class_runner(test_class: type) -> ClassRunner:
-    """Return the runner of ``test_class``, creating it (and its closing cleanup) once."""
-    runner = test_class.__dict__.get(RUNNER_ATTRIBUTE)
-    if runner is None:
-        runner = ClassRunner(debug=project_settings().asyncio_debug.value)
-        setattr(test_class, RUNNER_ATTRIBUTE, runner)
-        test_class.addClassCleanup(close_class_runner, test_class)
+_shared: ClassRunner | None = None
+
+
+def shared_runner() -> ClassRunner:
+    """Return this process's runner, making it on first use (and after a fork or a close)."""
+    global _shared
+    runner = _shared
+    if runner is None or runner.pid != os.getpid() or runner.get_loop().is_closed():
+        runner = _shared = ClassRunner(debug=project_settings().asyncio_debug.value)
+        atexit.register(close_shared_runner)  # a forked worker: the drop hook below
+        release_before_dropping(close_shared_runner)
     return runner
 
 
-def close_class_runner(test_class: type) -> None:
-    runner = test_class.__dict__.get(RUNNER_ATTRIBUTE)
-    if runner is not None:
-        delattr(test_class, RUNNER_ATTRIBUTE)
+def current_runner() -> ClassRunner | None:
+    """This process's runner if it is open, without making one."""
+    runner = _shared
+    if runner is None or runner.pid != os.getpid() or runner.get_loop().is_closed():
+        return None
+    return runner
+
+
+def close_shared_runner(*, bound: float | None = None) -> None:
+    """Run the runner's closing steps (the shared engines' release), then close its loop.
+
+    Called when the process ends, before its databases are dropped. Only the
+    main thread may run the loop; elsewhere (a SIGTERM helper thread) this
+    does nothing and the process's exit closes the sockets.
+    """
+    global _shared
+    runner = current_runner()
+    if runner is None or threading.current_thread() is not threading.main_thread() \
+            or runner.get_loop().is_running():
+        return
+    _shared = None
+    try:
+        for step in runner.closing:
+            try:
+                runner.run(step(bound))
+            except Exception:
+                logger.exception("could not release the shared engines")
+    finally:
         runner.close()
 
 
 def cancel_leftover_tasks(runner: ClassRunner, test_id: str) -> None:
-    """Cancel tasks still on the class loop after a test (e.g. made by its cleanups)."""
+    """Cancel tasks still on the loop after a test (e.g. made by its cleanups)."""
     if any(not task.done() for task in asyncio.all_tasks(runner.get_loop())):
         runner.run(cancel_other_tasks(test_id, grace=0))
 
@@ -197,12 +234,12 @@ async def cancel_other_tasks(test_id: str, *, grace: float = TASK_GRACE) -> None
 
 
 class ClassLoopHooks:
-    """Mixin for ``IsolatedAsyncioTestCase``: use the class runner instead of one per test."""
+    """Mixin for ``IsolatedAsyncioTestCase``: use the shared runner instead of one per test."""
 
     # -- CPython private hooks of unittest.IsolatedAsyncioTestCase (3.11-3.13) --
 
     def _setupAsyncioRunner(self) -> None:
-        self._asyncioRunner = class_runner(type(self))
+        self._asyncioRunner = shared_runner()
 
     def _tearDownAsyncioRunner(self) -> None:
         runner, self._asyncioRunner = self._asyncioRunner, None

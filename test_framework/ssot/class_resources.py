@@ -1,10 +1,11 @@
 """What a test class shares across its tests: database, engine and isolation mode.
 
-Made on the first test of a class, on the class's event loop, and released
-by a class cleanup after its last test (before the loop closes). The test
-database is per process and schema (per class with ``isolation =
-"database"``); the engine and its connection are per class, because they
-belong to the class's loop.
+Made on the first test of a class, on the process's shared loop, and
+released by a class cleanup after its last test. The test database is per
+process and schema (per class with ``isolation = "database"``). The engine
+is shared with the classes before and after that use the same database
+(``shared_engines.py``), so a class's release hands its connection back to
+the pool for the next class; an engine of the class's own is disposed.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from test_framework.backends import backend_for
 from test_framework.config import class_switch, database_url_for, project_settings
-from test_framework.engines import create_engine
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
                                    last_cause)
 from test_framework.log import get_logger
 from test_framework.provision import (build_memory_schema, drop_database,
                                       provisioned_database)
 from test_framework.provision.schema import schema_for
-from test_framework.ssot.class_loop import class_runner
+from test_framework.ssot.class_loop import shared_runner
 from test_framework.ssot.isolation import IsolationSettings, isolation_class
-from test_framework.ssot.metrics import TestMetrics
 from test_framework.ssot.sessions import session_options
+from test_framework.ssot.shared_engines import (abandon_shared_engines, dispose_shared_engines,
+                                                engine_for)
 from test_framework.ssot.unanswered import report_abandoned, teardown_bound
 
 logger = get_logger(__name__)
@@ -50,8 +51,8 @@ class ClassResources:
         self.backend = None
         self.database = None
         self.engine = None
+        self.engine_is_shared = False
         self.isolation = None
-        self.current_metrics: TestMetrics | None = None
 
     async def open(self) -> None:
         """Provision the database and build the engine; idempotent."""
@@ -62,10 +63,10 @@ class ClassResources:
         self.database = await provisioned_database(
             self.backend, self.schema, private=self.isolation_class.private_database,
             keep=settings.keep_database.value)
-        self.engine = create_engine(self.backend, self.database.url,
-                                    search_path=self.database.search_path,
-                                    on_statement=self._on_statement,
-                                    one_connection=self.isolation_class.holds_one_connection)
+        self.engine, self.engine_is_shared = engine_for(
+            self.backend, self.database.url, search_path=self.database.search_path,
+            one_connection=self.isolation_class.holds_one_connection,
+            private=self.isolation_class.private_database)
         try:
             if not self.backend.is_persistent(self.database.url):
                 await build_memory_schema(self.schema, self.engine, self.backend)
@@ -102,8 +103,12 @@ class ClassResources:
                 "rows in asyncSetUp instead, or switch modes")
         return hook
 
-    async def aclose(self, *, bound: float | None = None, occasion: str = "") -> None:
-        """Release the class's connection, dispose of its engine, drop a private database.
+    async def aclose(self, *, bound: float | None = None, occasion: str = "",
+                     interrupted: bool = False) -> None:
+        """Release the class's connection, dispose of its own engine, drop a private database.
+
+        A shared engine stays for the next class, except after Ctrl-C
+        (``interrupted``), when the run is ending and its pool is closed too.
 
         The connection and the engine's idle connections get at most ``bound``
         seconds each (default: statement_timeout plus a margin); what is not
@@ -117,7 +122,9 @@ class ClassResources:
         finally:
             self.isolation = None
             try:
-                if self.engine is not None:
+                if self.engine_is_shared and interrupted:
+                    await dispose_shared_engines(bound)
+                elif self.engine is not None and not self.engine_is_shared:
                     await _dispose(self.engine, bound, occasion, self.test_class)
             finally:
                 self.engine = None
@@ -140,7 +147,7 @@ class ClassResources:
             if waiting and self.isolation is not None:
                 self.isolation.abandon(f"after Ctrl-C, the interrupted test was still waiting "
                                        f"for the database {INTERRUPTED_BOUND:g}s later")
-        await self.aclose(bound=INTERRUPTED_BOUND, occasion="after Ctrl-C, ")
+        await self.aclose(bound=INTERRUPTED_BOUND, occasion="after Ctrl-C, ", interrupted=True)
 
     def abandon(self, why: str) -> None:
         """Drop what a release in progress still holds, waiting on nothing; report it."""
@@ -148,21 +155,19 @@ class ClassResources:
         engine, self.engine = self.engine, None
         if isolation is not None:
             isolation.abandon(why)
-        elif engine is not None:  # the connection is released; its pool was being closed
+        if self.engine_is_shared:
+            abandon_shared_engines(why)
+        elif engine is not None and isolation is None:  # its pool was being closed
             engine.sync_engine.dispose(close=False)
             report_abandoned(f"the pooled connections of {self.test_class.__qualname__}'s "
                              "engine", why)
-
-    def _on_statement(self, statement: str, parameters: object) -> None:
-        if self.current_metrics is not None:
-            self.current_metrics.on_statement(statement, parameters)
 
 
 def class_resources(test_class: type) -> ClassResources:
     """Return the class's shared resources, registering their release once."""
     resources = test_class.__dict__.get(RESOURCES_ATTRIBUTE)
     if resources is None:
-        runner = class_runner(test_class)
+        runner = shared_runner()
         resources = ClassResources(test_class)
         setattr(test_class, RESOURCES_ATTRIBUTE, resources)
         test_class.addClassCleanup(_release, test_class, runner)

@@ -46,3 +46,20 @@ class TestMetrics:
         return {**self.custom,
                 "execution_time": self.elapsed,
                 "db_query_count": self.statements + self.manual_queries}
+
+
+_running: TestMetrics | None = None  # the test running in this process: one at a time
+
+
+def set_running_metrics(metrics: TestMetrics | None) -> TestMetrics | None:
+    """Make ``metrics`` the running test's (what engines count into); return the previous."""
+    global _running
+    previous, _running = _running, metrics
+    return previous
+
+
+def count_statement(statement: str, parameters: object) -> None:
+    """Every engine's statement listener: count into the running test's metrics, if any."""
+    metrics = _running
+    if metrics is not None:
+        metrics.on_statement(statement, parameters)

@@ -43,7 +43,7 @@ def teardown_bound(backend) -> float:
 async def notice_closed_connections(noticed=lambda: False) -> None:
     """Let the driver read what the server sent while no loop ran, until ``noticed()``.
 
-    Between tests the class loop is stopped, so a restart's goodbye and the
+    Between tests the loop is stopped, so a restart's goodbye and the
     closed socket wait unread, and the driver calls the connection open until
     its next statement fails ("connection is closed").
     """

@@ -1,15 +1,26 @@
-"""One loop per class, built on CPython's private runner hooks: prove they still behave."""
+"""One loop per process, built on CPython's private runner hooks: prove they still behave,
+and that classes sharing it share the rollback connection, each starting clean."""
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import unittest
 import warnings
+from pathlib import Path
+
+from sqlalchemy import make_url, text
 
 from test_framework import SSotAsyncTestCase, SSotBaseTestCase
 from test_framework.ssot.class_loop import ClassRunner
-from tests.support import problems, run_case
+from tests.support import (backend_name, problems, run_case, separate_connection,
+                           skip_unless_backend)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class TestClassLoop(unittest.TestCase):
@@ -19,7 +30,8 @@ class TestClassLoop(unittest.TestCase):
         case = unittest.IsolatedAsyncioTestCase()
         self.assertIsNone(getattr(case, "_asyncioRunner", "missing"))
 
-    def test_tests_of_a_class_share_a_loop_and_connection(self):
+    def test_classes_share_the_loop_and_the_rollback_connection(self):
+        """One connect serves class after class: the next class checks out the same one."""
         loops, connections = [], []
 
         class Shared(SSotAsyncTestCase):
@@ -40,12 +52,52 @@ class TestClassLoop(unittest.TestCase):
             pass
 
         result = run_case(Shared)
-        run_case(Other, "test_a")
+        other = run_case(Other, "test_a")
         self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertTrue(other.wasSuccessful(), problems(other))
         self.assertIs(loops[0], loops[1])
-        self.assertEqual(connections[0], connections[1])
-        self.assertIsNot(loops[2], loops[0])
-        self.assertTrue(loops[0].is_closed(), "class loop closed after its last test")
+        self.assertIs(loops[2], loops[0], "the next class runs on the same loop")
+        self.assertEqual(connections, [connections[0]] * 3)
+        self.assertFalse(loops[0].is_closed(), "the shared loop stays open for later classes")
+
+    def test_the_next_class_starts_clean_after_a_class_ended(self):
+        """The connection a class hands back carries nothing over: rows, savepoints, settings."""
+        seen = []
+
+        class Writes(SSotAsyncTestCase):
+            async def test_write(self):
+                await self.db.execute_query(
+                    "INSERT INTO users (email, full_name, password_hash, is_active) "
+                    "VALUES ('carried@example.com', 'C', 'h', true)")
+
+        class Reads(SSotAsyncTestCase):
+            async def test_read(self):
+                seen.append(await self.db.count_records(
+                    "users", "email = :e", {"e": "carried@example.com"}))
+
+        for case in (Writes, Reads):
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen, [0])
+
+    @skip_unless_backend("postgresql")
+    def test_a_connection_the_server_closed_between_classes_is_replaced(self):
+        """pg_terminate_backend on the pooled connection: the next class connects anew."""
+        pids, urls = [], []
+
+        class First(SSotAsyncTestCase):
+            async def test_pid(self):
+                urls.append(make_url(str(self.test_database_url)))
+                pids.append((await self.db.fetch_one("SELECT pg_backend_pid() AS pid")).pid)
+
+        class Second(First):
+            pass
+
+        self.assertTrue(run_case(First).wasSuccessful())
+        asyncio.run(_terminate(urls[0], pids[0]))
+        result = run_case(Second)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertNotEqual(pids[1], pids[0])
 
     def test_debug_mode_off_by_default(self):
         debug = []
@@ -105,6 +157,57 @@ class TestClassLoop(unittest.TestCase):
             runner.run(sleep_through_ctrl_c())
         self.assertLess(time.monotonic() - started, 5)
         self.assertEqual(signal.set_wakeup_fd(-1), -1, "the run gave the wakeup fd back")
+
+
+EXIT_SUITE = '''
+import asyncio
+
+from test_framework import SSotAsyncTestCase, SSotBaseTestCase
+
+
+class First(SSotAsyncTestCase):
+    async def test_write(self):
+        await self.db.create_test_user({"email": "first@x.test"})
+
+
+class Second(SSotBaseTestCase):
+    def test_write(self):
+        self.run_async(self.db.create_test_user({"email": "second@x.test"}))
+
+
+class Commits(SSotAsyncTestCase):
+    isolation = "commit"
+
+    async def test_write(self):
+        await self.db.create_test_user({"email": "third@x.test"})
+        asyncio.get_running_loop().create_task(asyncio.sleep(0))
+'''
+
+
+class TestProcessEnd(unittest.TestCase):
+    def test_the_shared_loop_and_engines_close_cleanly_at_exit(self):
+        """Under -X dev every unclosed loop, socket, connection or task is reported; the
+        run's database is dropped with the shared engine's connection closed first."""
+        folder = tempfile.TemporaryDirectory()
+        self.addCleanup(folder.cleanup)
+        Path(folder.name, "test_exit_suite.py").write_text(EXIT_SUITE)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TEST_FRAMEWORK_LOG_LEVEL="INFO")
+        run = subprocess.run([sys.executable, "-X", "dev", "-m", "unittest", "test_exit_suite"],
+                             cwd=folder.name, env=env, capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("Ran 3 tests", run.stderr)
+        for sign in ("ResourceWarning", "unclosed", "Task was destroyed", "Exception ignored",
+                     "Traceback", "could not"):
+            self.assertNotIn(sign, run.stderr)
+        if backend_name() == "postgresql":
+            self.assertIn("dropped test database", run.stderr)
+
+
+async def _terminate(url, pid: int) -> None:
+    """End the server process of connection ``pid`` from another connection; wait for it."""
+    async with separate_connection(url) as other:
+        await other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
 
 
 def _ctrl_c_on_this_thread_soon() -> None:

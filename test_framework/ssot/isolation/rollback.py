@@ -68,7 +68,20 @@ class RollbackIsolation(Isolation):
         """
         await notice_closed_connections(lambda: not self._connection_usable())
         if not self._connection_usable():
-            self._drop_connection()
+            await self._connect()
+        if self._class_transaction is None:
+            await self._begin_class(helper_options)
+        if self.reset_sequences:  # in the test's transaction, so a class's rows count too
+            await self.backend.reset_sequences(self._connection)
+        if self.check_deferred_constraints and self._deferrable is None:
+            self._deferrable = await self.backend.has_deferrable_constraints(self._connection)
+        return self._sessions(helper_options, base=TEST_SAVEPOINT)
+
+    async def _connect(self) -> None:
+        """Check out a connection; one the server closed while it sat in the pool (the
+        classes before shared it) is noticed here, after a few loop passes, and replaced."""
+        self._drop_connection()
+        for attempt in range(2):
             if self._collect_before_connecting:
                 # A driver connection abandoned mid-statement (a cancelled task) can sit in
                 # a reference cycle still holding its locks (aiosqlite keeps SQLite's file
@@ -83,13 +96,10 @@ class RollbackIsolation(Isolation):
                     f"this test: {type(exc).__name__}: {exc}; "
                     f"{self.backend.explain_connect_error(exc) if self.backend else ''}"
                 ) from last_cause(exc)
-        if self._class_transaction is None:
-            await self._begin_class(helper_options)
-        if self.reset_sequences:  # in the test's transaction, so a class's rows count too
-            await self.backend.reset_sequences(self._connection)
-        if self.check_deferred_constraints and self._deferrable is None:
-            self._deferrable = await self.backend.has_deferrable_constraints(self._connection)
-        return self._sessions(helper_options, base=TEST_SAVEPOINT)
+            await notice_closed_connections(lambda: not self._connection_usable())
+            if self._connection_usable():
+                return
+            self._drop_connection()
 
     def _sessions(self, helper_options: dict, *, base: str | None,
                   label: str = "self.session") -> TestSessions:

@@ -1,0 +1,90 @@
+"""Engines that serve test class after test class, on the process's shared loop.
+
+A new engine per class cost a connect and the dialect's first queries for
+every class: a suite of 10-test classes paid about half again per test what
+100-test classes paid. Classes that use the same database with the same
+engine options now share one engine, so the connection a class returns to
+its pool is the one the next class checks out (a pooled connection the
+server closed meanwhile is replaced at checkout: ``engines.create_engine``).
+
+Only the engines of rollback isolation, which holds one connection per
+class, are shared, where the backend says they can outlive a class
+(``Backend.can_share_engine``); a class in another mode, with a private
+database, an in-memory SQLite database or a threaded driver keeps an engine
+of its own (the other modes hang per-class listeners on their pools).
+The shared ones are disposed when the shared loop closes, as the process
+ends (``class_loop.close_shared_runner``), each within a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from test_framework.backends import Backend
+from test_framework.engines import create_engine
+from test_framework.ssot.class_loop import shared_runner
+from test_framework.ssot.metrics import count_statement
+from test_framework.ssot.unanswered import report_abandoned, teardown_bound
+
+_engines: dict[tuple, tuple[AsyncEngine, Backend]] = {}
+_engines_loop: asyncio.AbstractEventLoop | None = None  # the loop their connections are on
+
+
+def engine_for(backend: Backend, url: URL, *, search_path: str | None,
+               one_connection: bool, private: bool) -> tuple[AsyncEngine, bool]:
+    """Return an engine for ``url`` and whether it is shared (the caller must not dispose it)."""
+    engine_url = backend.engine_url(url, one_connection=one_connection)
+    if private or not one_connection or not backend.can_share_engine(engine_url):
+        return create_engine(backend, url, search_path=search_path, on_statement=count_statement,
+                             one_connection=one_connection), False
+    _forget_other_loops()
+    key = (engine_url.render_as_string(hide_password=False), search_path, one_connection)
+    if key in _engines:
+        return _engines[key][0], True
+    engine = create_engine(backend, url, search_path=search_path, on_statement=count_statement,
+                           one_connection=one_connection, reuse_newest=True)
+    _engines[key] = engine, backend
+    if dispose_shared_engines not in shared_runner().closing:
+        shared_runner().closing.append(dispose_shared_engines)
+    return engine, True
+
+
+async def dispose_shared_engines(bound: float | None = None) -> None:
+    """Close every shared engine's pooled connections, each within ``bound`` seconds."""
+    engines = list(_engines.values())
+    _engines.clear()
+    for engine, backend in engines:
+        limit = teardown_bound(backend) if bound is None else bound
+        try:
+            async with asyncio.timeout(limit):
+                await engine.dispose()
+        except TimeoutError:
+            await engine.dispose(close=False)
+            report_abandoned(f"the pooled connections of the shared engine on "
+                             f"{engine.url.render_as_string()}",
+                             f"closing them got no answer within {limit:g}s")
+
+
+def abandon_shared_engines(why: str) -> None:
+    """Drop every shared engine's pool at once, waiting on nothing (Ctrl-C); report it."""
+    engines = list(_engines.values())
+    _engines.clear()
+    for engine, _ in engines:
+        engine.sync_engine.dispose(close=False)
+        report_abandoned(f"the pooled connections of the shared engine on "
+                         f"{engine.url.render_as_string()}", why)
+
+
+def _forget_other_loops() -> None:
+    """Engines made on another loop (a forked worker's parent, a loop closed since) are
+    dropped without a word to their server: their sockets are not this loop's to use."""
+    global _engines_loop
+    loop = shared_runner().get_loop()
+    if _engines_loop is not loop:
+        for engine, _ in _engines.values():
+            engine.sync_engine.dispose(close=False)
+        _engines.clear()
+        _engines_loop = loop
