@@ -227,11 +227,6 @@ def _alembic_versions(connection) -> set[str]:
     return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
 
 
-def schema_for(test_class: type) -> SchemaSource | None:
-    """Pick the class's schema source (see ``schema_from``)."""
-    return schema_from(ClassSettings(test_class))
-
-
 def schema_from(settings: ClassSettings) -> SchemaSource | None:
     """Pick the schema source a class's settings name: alembic_ini, then schema_sql, then
     metadata (the sample schema when the class has none)."""

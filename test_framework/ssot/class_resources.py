@@ -16,15 +16,15 @@ import sys
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from test_framework.backends import backend_for
-from test_framework.config import class_switch, database_url_for, project_settings
+from test_framework.config import ClassSettings, project_settings
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
                                    last_cause)
 from test_framework.log import get_logger
 from test_framework.provision import (build_memory_schema, drop_database,
                                       provisioned_database)
-from test_framework.provision.schema import schema_for
+from test_framework.provision.schema import schema_from
 from test_framework.ssot.class_loop import shared_runner
-from test_framework.ssot.isolation import IsolationSettings, isolation_class
+from test_framework.ssot.isolation import IsolationSettings, isolation_mode
 from test_framework.ssot.sessions import session_options
 from test_framework.ssot.shared_engines import (abandon_shared_engines, dispose_shared_engines,
                                                 engine_for)
@@ -40,13 +40,13 @@ class ClassResources:
 
     def __init__(self, test_class: type) -> None:
         self.test_class = test_class
-        self.url_setting = database_url_for(test_class)
-        self.isolation_class = isolation_class(test_class)
-        self.schema = schema_for(test_class)
+        self.settings = settings = ClassSettings(test_class)
+        self.url_setting = settings.database_url
+        self.isolation_class = isolation_mode(settings.isolation)
+        self.schema = schema_from(settings)
         self.class_data = self._class_data_hook()
-        self.session_options = session_options(
-            getattr(test_class, "session_options", None),
-            where=f"{test_class.__qualname__}.session_options (class attribute)")
+        self.session_options = session_options(settings.session_options.value,
+                                               where=settings.session_options.source)
         self.metadata = self.schema.metadata if self.schema else None
         self.backend = None
         self.database = None
@@ -83,12 +83,10 @@ class ClassResources:
         """What the class asks of its isolation mode, each value read once here."""
         return IsolationSettings(
             metadata=self.metadata, class_data=self.class_data,
-            leftover_rows=getattr(self.test_class, "leftover_rows", None)
-            or project_settings().leftover_rows.value,
+            leftover_rows=self.settings.leftover_rows.value,
             session_options=self.session_options,
-            reset_sequences=class_switch(self.test_class, "reset_sequences", False).value,
-            check_deferred_constraints=class_switch(
-                self.test_class, "check_deferred_constraints", True).value)
+            reset_sequences=self.settings.reset_sequences.value,
+            check_deferred_constraints=self.settings.check_deferred_constraints.value)
 
     def _class_data_hook(self):
         """The class's ``asyncSetUpTestData``, if it overrides the framework's empty one."""

@@ -13,7 +13,7 @@ class):
 
 from __future__ import annotations
 
-from test_framework.config import Setting, class_value
+from test_framework.config import Setting
 from test_framework.errors import ConfigurationError
 from test_framework.ssot.isolation.commit import (CommitIsolation, DatabaseIsolation,
                                                   TruncateIsolation)
@@ -23,15 +23,10 @@ from test_framework.ssot.isolation.rollback import RollbackIsolation
 
 __all__ = ["CommitIsolation", "DatabaseIsolation", "ISOLATION_MODES", "Isolation",
            "IsolationSettings", "KeepState", "RollbackIsolation", "TestSessions",
-           "TruncateIsolation", "isolation_class", "isolation_mode"]
+           "TruncateIsolation", "isolation_mode"]
 
 ISOLATION_MODES = {mode.name: mode for mode in
                    (RollbackIsolation, CommitIsolation, TruncateIsolation, DatabaseIsolation)}
-
-
-def isolation_class(test_class: type) -> type[Isolation]:
-    """Return the isolation mode a test class asks for (``ClassSettings.isolation``)."""
-    return isolation_mode(class_value(test_class, "isolation", "rollback"))
 
 
 def isolation_mode(setting: Setting) -> type[Isolation]:
