@@ -126,6 +126,26 @@ class TestDeferredConstraints(unittest.TestCase):
         else:
             self.assertIn("entries.ledger_id -> ledgers.id", message)
 
+    def test_checked_after_a_class_of_another_model_set_used_the_connection(self):
+        """Classes hand the connection on; an answer for one model set (no deferrable
+        constraints) must not hide another's, whose tables came later."""
+        class SampleFirst(SSotAsyncTestCase):
+            async def test_uses_the_connection(self):
+                await self.db.create_test_user({"email": "first@x.test"})
+
+        class Deferrable(SSotAsyncTestCase):
+            metadata = SCHEMA
+
+            async def test_orphan_entry(self):
+                await self.db.execute_query(
+                    "INSERT INTO entries (id, ledger_id) VALUES (1, 999)")
+
+        first = run_case(SampleFirst)
+        self.assertTrue(first.wasSuccessful(), problems(first))
+        result = run_case(Deferrable)
+        self.assertEqual(len(result.errors), 1, problems(result))
+        self.assertIn(DeferredConstraintError.__name__, problems(result))
+
     def test_check_can_be_turned_off(self):
         class Unchecked(SSotAsyncTestCase):
             metadata = SCHEMA

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import weakref
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
@@ -33,6 +34,7 @@ from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_c
 
 logger = get_logger(__name__)
 TEST_SAVEPOINT = "tf_test"  # the savepoint every rollback-mode test of a class goes back to
+DEFERRABLE_KEY = "tf_deferrable_constraints"  # in connection.info: per model set, any there?
 
 
 class RollbackIsolation(Isolation):
@@ -74,8 +76,20 @@ class RollbackIsolation(Isolation):
         if self.reset_sequences:  # in the test's transaction, so a class's rows count too
             await self.backend.reset_sequences(self._connection)
         if self.check_deferred_constraints and self._deferrable is None:
-            self._deferrable = await self.backend.has_deferrable_constraints(self._connection)
+            self._deferrable = await self._has_deferrable_constraints()
         return self._sessions(helper_options, base=TEST_SAVEPOINT)
+
+    async def _has_deferrable_constraints(self) -> bool:
+        """Asked once per connection and model set: the classes sharing an engine hand the
+        connection on, and another model set may have added tables to the database since."""
+        metadata = self.settings.metadata
+        answers = self._connection.info.setdefault(DEFERRABLE_KEY, weakref.WeakKeyDictionary())
+        if metadata is None or metadata not in answers:
+            answer = await self.backend.has_deferrable_constraints(self._connection)
+            if metadata is None:
+                return answer
+            answers[metadata] = answer
+        return answers[metadata]
 
     async def _connect(self) -> None:
         """Check out a connection; one the server closed while it sat in the pool (the
