@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from test_framework.errors import CleanupError, QueryGuardError
@@ -33,11 +33,13 @@ from test_framework.ssot.factories import RowFactory
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
 from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, column_conditions,
                                         require_primary_key, table_mapping, typed_parameters)
-from test_framework.ssot.tracking import RowTracker
+from test_framework.ssot.tracking import RowTracker, TrackedRow
 
 __all__ = ["AsyncTestDatabase", "DEFAULT_TABLES"]
 
 logger = get_logger(__name__)
+# A read run in the cleanup's transaction, after its DELETEs (``cleanup(before_commit=...)``).
+CleanupRead = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 class AsyncTestDatabase:
@@ -208,32 +210,37 @@ class AsyncTestDatabase:
 
     # -- cleanup ----------------------------------------------------------------
 
-    async def cleanup_test_data(self) -> None:
-        """Delete every tracked row, children before parents, and commit."""
+    async def cleanup_test_data(self, *, before_commit: CleanupRead | None = None) -> None:
+        """Delete every tracked row, children before parents, and commit.
+
+        ``before_commit`` is awaited with the session's connection after the
+        DELETEs, inside their transaction (one is opened for it if nothing was
+        tracked): a read that must follow the cleanup, such as commit mode's
+        leftover count, then costs one statement, not a transaction of its own.
+        The deletion never depends on it: if it fails, the rows are deleted and
+        committed without it, and its error is raised.
+        """
         if self._transactions:
             raise CleanupError(
                 f"cleanup_test_data() called with {len(self._transactions)} transaction(s) "
                 "from begin_transaction() still open; commit or roll them back first, "
                 "or call cleanup(), which rolls them back")
-        if not self.tracked_rows:
+        rows = self.tracked_rows
+        if not rows and before_commit is None:
             return
-        tables = sorted({row.table.fullname for row in self.tracked_rows})
         try:
-            connection = await self.session.connection()
-            await require_test_connection(connection, "delete rows from")
-            await self._tracker.delete_all()
-            await self.session.commit()
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await self.session.rollback()
-            raise CleanupError(
-                f"could not delete the rows this test created in {tables}: "
-                f"{type(exc).__name__}: {exc}. If other rows now reference them, delete "
-                "those first, or use isolation = 'rollback'") from exc
-        self._autobegun = None
+            failure = await self._delete_and_commit(rows, before_commit)
+            if failure is not None:
+                await self._delete_and_commit(rows, None, again=True)
+                raise failure
+        finally:
+            self._autobegun = None
 
-    async def cleanup(self) -> None:
-        """Roll back what the test left open, then delete tracked rows; safe to call twice."""
+    async def cleanup(self, *, before_commit: CleanupRead | None = None) -> None:
+        """Roll back what the test left open, then delete tracked rows; safe to call twice.
+
+        ``before_commit``: as in ``cleanup_test_data``.
+        """
         try:
             while self._transactions:
                 transaction = self._transactions.pop()
@@ -242,9 +249,46 @@ class AsyncTestDatabase:
             if self.session.in_transaction():
                 await self.session.rollback()
             self._autobegun = None
-            await self.cleanup_test_data()
+            await self.cleanup_test_data(before_commit=before_commit)
         finally:
             self._tracker.close()
+
+    async def _delete_and_commit(self, rows: list[TrackedRow], before_commit: CleanupRead | None,
+                                 *, again: bool = False) -> Exception | None:
+        """In one transaction: DELETE ``rows``, await ``before_commit``, commit.
+
+        Return ``before_commit``'s error, after rolling back; raise ``CleanupError``
+        if the rows cannot be deleted. ``again``: the tracker forgot ``rows`` in
+        a first attempt that was rolled back; track them once more.
+        """
+        try:
+            connection = await self.session.connection()
+            if rows:
+                await require_test_connection(connection, "delete rows from")
+                for row in rows if again else ():
+                    self._tracker.track(row.table, row.key)
+                await self._tracker.delete_all()
+            if before_commit is not None:
+                try:
+                    await before_commit(connection)
+                except Exception as exc:
+                    await self._rollback_quietly()
+                    return exc
+            await self.session.commit()
+        except Exception as exc:
+            await self._rollback_quietly()
+            if not rows:
+                raise
+            tables = sorted({row.table.fullname for row in rows})
+            raise CleanupError(
+                f"could not delete the rows this test created in {tables}: "
+                f"{type(exc).__name__}: {exc}. If other rows now reference them, delete "
+                "those first, or use isolation = 'rollback'") from exc
+        return None
+
+    async def _rollback_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.session.rollback()
 
     # -- internals ----------------------------------------------------------------
 

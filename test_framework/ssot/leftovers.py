@@ -6,6 +6,10 @@ After each test we count every table of the database (reflected once, so a
 schema from migrations or a SQL file is covered too) in a single statement
 and compare with the counts before it; growth is reported with the id of
 the test that left it (a warning by default, an error when configured).
+
+The count runs on a connection the caller gives: commit mode runs it in the
+transaction that deletes the test's rows, after the DELETEs, so it costs one
+statement, not a connection and a transaction of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import warnings
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from test_framework.errors import ConfigurationError, LeftoverRowsError
 from test_framework.provision import data_tables
@@ -28,40 +32,52 @@ class LeftoverRowsWarning(UserWarning):
 class LeftoverRowDetector:
     """Count the schema's tables before and after each test; report growth."""
 
-    def __init__(self, engine: AsyncEngine, policy: str) -> None:
+    def __init__(self, policy: str) -> None:
         if policy not in POLICIES:
             raise ConfigurationError(
                 f"leftover_rows is {policy!r}; use one of {list(POLICIES)}")
-        self.engine = engine
         self.policy = policy
         self._counts: list | None = None  # one scalar subquery per table, made once
         self._before: dict[str, int] | None = None
 
-    async def counts(self) -> dict[str, int]:
-        async with self.engine.connect() as connection:
-            if self._counts is None:  # the database's real tables, whatever built them
-                self._counts = [select(func.count()).select_from(table).scalar_subquery()
-                                .label(table.fullname)
-                                for table in await data_tables(connection)]
-            if not self._counts:
-                return {}
-            return dict((await connection.execute(select(*self._counts))).one()._mapping)
+    @property
+    def needs_baseline(self) -> bool:
+        """Whether ``start`` must run before the next test (the class's first)."""
+        return self._before is None and self.policy != "ignore"
 
-    async def check(self, test_id: str) -> None:
-        """Compare with the counts before ``test_id``; remember the new counts."""
+    @property
+    def watching(self) -> bool:
+        """Whether the end of each test must be counted (``count`` then ``check``)."""
+        return self._before is not None
+
+    async def count(self, connection: AsyncConnection) -> dict[str, int]:
+        """Count every table's rows on ``connection``, in the transaction it is in."""
+        if self._counts is None:  # the database's real tables, whatever built them
+            self._counts = [select(func.count()).select_from(table).scalar_subquery()
+                            .label(table.fullname)
+                            for table in await data_tables(connection)]
+        if not self._counts:
+            return {}
+        return dict((await connection.execute(select(*self._counts))).one()._mapping)
+
+    async def start(self, connection: AsyncConnection) -> None:
+        """Take the baseline before the class's first test (once)."""
+        if self.needs_baseline:
+            self._before = await self.count(connection)
+
+    def check(self, test_id: str, after: dict[str, int]) -> None:
+        """Compare ``after`` with the counts before ``test_id``; remember it as the next base."""
         if self._before is None:
             return
-        after = await self.counts()
         grown = {name: after[name] - self._before.get(name, 0)
                  for name in after if after[name] > self._before.get(name, 0)}
         self._before = after
         if grown:
             self._report(test_id, grown)
 
-    async def start(self) -> None:
-        """Take the baseline before the class's first test (once)."""
-        if self._before is None and self.policy != "ignore":
-            self._before = await self.counts()
+    def forget(self) -> None:
+        """Take a new baseline before the next test (this test's end was not counted)."""
+        self._before = None
 
     def _report(self, test_id: str, grown: dict[str, int]) -> None:
         rows = ", ".join(f"{name} +{count}" for name, count in sorted(grown.items()))

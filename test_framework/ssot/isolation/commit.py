@@ -2,6 +2,11 @@
 
 ``"commit"``: sessions use the engine's pool and commit for real, so other
 connections see the rows; ``AsyncTestDatabase`` deletes what it created.
+``self.session`` keeps one pooled connection for the whole test (idle, and
+so holding no lock, between its transactions): its statements, the
+deletion of the test's rows and the leftover count then check out and reset
+one connection per test, not one per statement. The count runs in the
+deletion's transaction, so cleanup is one transaction per test.
 ``"truncate"`` empties every table after each test instead; ``"database"``
 gives the class a database of its own. Each bounds its teardown steps and
 abandons what does not answer in time (``ssot/unanswered.py``).
@@ -16,7 +21,7 @@ import warnings
 
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from test_framework.backends import require_test_connection
@@ -45,9 +50,8 @@ class CommitIsolation(Isolation):
         # Pool events, so a connection a test leaves checked out can be closed for it.
         self.checkouts: dict = {}
         event.listen(engine.sync_engine.pool, "checkout", self._on_checkout)
-        event.listen(engine.sync_engine.pool, "checkin",
-                     lambda dbapi, record: self.checkouts.pop(record, None))
-        self.leftovers = LeftoverRowDetector(engine, settings.leftover_rows)
+        event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
+        self.leftovers = LeftoverRowDetector(settings.leftover_rows)
 
     def _on_checkout(self, dbapi_connection, record, proxy) -> None:
         """Refuse a pooled connection the server closed (restart): the pool makes a new one.
@@ -59,14 +63,23 @@ class CommitIsolation(Isolation):
             raise DisconnectionError("closed by the server while in the pool")
         self.checkouts[record] = proxy
 
+    def _on_checkin(self, dbapi_connection, record) -> None:
+        self.checkouts.pop(record, None)
+
     async def begin_test(self, **helper_options) -> TestSessions:
         await notice_closed_connections()
-        await self.leftovers.start()
-        if self.reset_sequences:
-            async with self.engine.begin() as connection:
-                await self.backend.reset_sequences(connection)
-        factory = RecordingSessionmaker(self.engine, **self.session_options)
-        session = factory()
+        connection = await self.engine.connect()  # self.session's, until end_test closes it
+        try:
+            if self.leftovers.needs_baseline or self.reset_sequences:
+                async with connection.begin():  # ended: the session begins its own
+                    await self.leftovers.start(connection)
+                    if self.reset_sequences:
+                        await self.backend.reset_sequences(connection)
+            factory = RecordingSessionmaker(self.engine, **self.session_options)
+            session = factory(bind=connection)
+        except BaseException:
+            await connection.close()
+            raise
         label_session(session, "self.session")
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
@@ -76,18 +89,32 @@ class CommitIsolation(Isolation):
         The app's sessions go first: one left open may hold locks on the very
         rows cleanup deletes (its uncommitted work is rolled back). ``keep``
         first copies what the test committed (a failed test, with
-        ``TEST_FRAMEWORK_KEEP_FAILED``).
+        ``TEST_FRAMEWORK_KEEP_FAILED``). The leftover count runs in the
+        deletion's transaction, after its DELETEs; a leftover error is raised
+        only once every connection of the test is back in the pool.
         """
         if keep is not None:
             async with self.bounded("keeping the failed test's state"), \
                     self.engine.connect() as connection:
                 await keep(connection)
+        counted: dict[str, int] = {}
+
+        async def count_leftovers(connection) -> None:
+            counted.update(await self.leftovers.count(connection))
+
+        watching = self.leftovers.watching
         async with self.bounded("the test's cleanup"):
             try:
                 await sessions.session_factory.close_all(keep=sessions.session)
-                await sessions.db.cleanup()
+                await sessions.db.cleanup(before_commit=count_leftovers if watching else None)
+            except BaseException:
+                self.leftovers.forget()  # not counted: a new baseline before the next test
+                raise
             finally:
-                await sessions.session_factory.close_all()
+                try:
+                    await sessions.session_factory.close_all()
+                finally:
+                    await self._release_connection(sessions.session)
         test_id = current_test_id.get()
         if self.checkouts:
             leftovers = list(self.checkouts.values())
@@ -97,10 +124,23 @@ class CommitIsolation(Isolation):
                           "(async with engine.connect() ...)", ResourceWarning, stacklevel=2)
             for connection in leftovers:
                 await greenlet_spawn(connection.invalidate)
-        await self.leftovers.check(test_id)
+        if watching:
+            self.leftovers.check(test_id, counted)
+
+    async def _release_connection(self, session) -> None:
+        """Return ``self.session``'s connection to the pool; the session falls back to the
+        engine, so a cleanup that runs after teardown (``addCleanup``) can still use it."""
+        connection = session.bind
+        if isinstance(connection, AsyncConnection):
+            session.bind = self.engine
+            await connection.close()
 
     async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
-        """Nothing held between tests; the engine's disposal closes the pool."""
+        """Nothing held between tests; stop watching the pool, whose engine may outlive us."""
+        pool = self.engine.sync_engine.pool
+        for name, listener in (("checkout", self._on_checkout), ("checkin", self._on_checkin)):
+            if event.contains(pool, name, listener):
+                event.remove(pool, name, listener)
 
     def abandon(self, why: str) -> None:
         """Drop every connection a session still has checked out, without waiting (Ctrl-C)."""

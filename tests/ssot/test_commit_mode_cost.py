@@ -1,0 +1,226 @@
+"""Commit mode's per-test cost: one connection for the test, one cleanup transaction.
+
+``self.session`` keeps the connection ``begin_test`` checked out, so the
+helper's statements check out nothing more; the deletion of the test's rows
+and the leftover count share one transaction on it. What must not change
+with that: the deletion is committed (seen from another connection), a
+failed count still deletes, leftovers are still reported.
+"""
+
+import asyncio
+import unittest
+import warnings
+
+from sqlalchemy import event, text
+
+from test_framework import SSotAsyncTestCase
+from test_framework.ssot.leftovers import LeftoverRowsWarning
+from tests.support import count_rows, count_rows_sync, problems, run_case, separate_connection
+
+
+def counting(engine) -> dict:
+    """Count the engine's pool checkouts and connection commits from now on."""
+    seen = {"checkout": 0, "commit": 0}
+
+    def on_checkout(*args):
+        seen["checkout"] += 1
+
+    def on_commit(*args):
+        seen["commit"] += 1
+
+    event.listen(engine.sync_engine.pool, "checkout", on_checkout)
+    event.listen(engine.sync_engine, "commit", on_commit)
+    seen["stop"] = lambda: (event.remove(engine.sync_engine.pool, "checkout", on_checkout),
+                            event.remove(engine.sync_engine, "commit", on_commit))
+    return seen
+
+
+async def delete_everything(url) -> None:
+    async with separate_connection(url) as connection:
+        for table in ("messages", "threads", "users"):
+            await connection.execute(text(f"DELETE FROM {table}"))
+
+
+class TestOneConnectionPerTest(unittest.TestCase):
+    def test_helper_and_session_statements_check_out_nothing_more(self):
+        seen = {}
+
+        class Works(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_work(self):
+                seen["url"] = self.engine.url
+                counts = counting(self.engine)
+                user = await self.db.create_test_user({"email": "one@x.test"})
+                await self.db.fetch_one("SELECT id FROM users WHERE id = :id", {"id": user.id})
+                await self.db.count_records("users")
+                await self.session.execute(text("UPDATE users SET full_name = 'F'"))
+                await self.session.commit()
+                counts["stop"]()
+                seen["checkouts"] = counts["checkout"]
+                seen["outside"] = await count_rows(self.engine.url, "users", "full_name = 'F'")
+
+        result = run_case(Works)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["checkouts"], 0)
+        self.assertEqual(seen["outside"], 1, "the session's commit is real")
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    def test_cleanup_and_leftover_count_are_one_transaction(self):
+        seen = {}
+
+        class Cleans(SSotAsyncTestCase):
+            isolation = "commit"
+            leftover_rows = "error"
+
+            async def test_1_baseline(self):
+                seen["url"] = self.engine.url
+
+            async def test_2_rows(self):
+                user = await self.db.create_test_user({"email": "two@x.test"})
+                await self.db.create_test_thread({"id": "t2"}, user=user)
+
+            async def asyncTearDown(self):
+                counts = counting(self.engine)
+                try:
+                    await super().asyncTearDown()
+                finally:
+                    counts["stop"]()
+                seen[self._testMethodName] = (counts["checkout"], counts["commit"])
+
+        result = run_case(Cleans)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["test_2_rows"], (0, 1), "(checkouts, commits) in teardown")
+        for table in ("threads", "users"):
+            self.assertEqual(count_rows_sync(seen["url"], table), 0, table)
+
+    def test_session_keeps_no_lock_between_its_transactions(self):
+        """Another connection writes and commits while self.session's connection is held."""
+        seen = {}
+
+        class Other(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_other_writer(self):
+                seen["url"] = self.engine.url
+                await self.db.fetch_one("SELECT count(*) FROM users")
+                async with separate_connection(self.engine.url) as other:
+                    await other.execute(text(
+                        "INSERT INTO users (email, is_active) VALUES ('other@x.test', true)"))
+                    await other.execute(text("DELETE FROM users WHERE email = 'other@x.test'"))
+
+        result = run_case(Other)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+
+
+    def test_session_works_after_teardown_on_the_engine(self):
+        """A cleanup that runs after teardown (addCleanup) may still use self.db."""
+        seen = {}
+
+        class UsesDbLate(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_app_row(self):
+                seen["url"] = self.engine.url
+                await self.db.execute_query(
+                    "INSERT INTO users (email, is_active) VALUES ('late@x.test', true)")
+
+            async def asyncTearDown(self):
+                await super().asyncTearDown()
+                seen["bound_to_engine"] = self.session.bind is self.engine
+                await self.db.execute_query("DELETE FROM users WHERE email = 'late@x.test'")
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(UsesDbLate)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertTrue(seen["bound_to_engine"])
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+        self.assertEqual([str(w.message) for w in caught if w.category is ResourceWarning], [])
+
+
+class TestGuaranteesKept(unittest.TestCase):
+    def test_failed_read_in_cleanup_still_deletes_and_commits(self):
+        seen = {}
+
+        class FailingRead(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_read_fails(self):
+                seen["url"] = self.engine.url
+                await self.db.create_test_user({"email": "kept@x.test"})
+
+                async def bad_read(connection):
+                    await connection.execute(text("SELECT * FROM no_such_table_here"))
+
+                try:
+                    await self.db.cleanup(before_commit=bad_read)
+                except Exception as exc:
+                    seen["error"] = str(exc)
+                seen["tracked"] = len(self.db.tracked_rows)
+                seen["outside"] = await count_rows(self.engine.url, "users")
+
+        result = run_case(FailingRead)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertIn("no_such_table_here", seen.get("error", ""))
+        self.assertEqual((seen["tracked"], seen["outside"]), (0, 0))
+
+    def test_leftover_counted_beside_tracked_rows(self):
+        seen = {}
+
+        class Mixed(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_1_clean(self):
+                seen["url"] = self.engine.url
+
+            async def test_2_tracked_and_app_rows(self):
+                await self.db.create_test_user({"email": "tracked@x.test"})
+                async with self.session_factory() as app:
+                    await app.execute(text(
+                        "INSERT INTO users (email, is_active) VALUES ('app@x.test', true)"))
+                    await app.commit()
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(Mixed)
+        left = count_rows_sync(seen["url"], "users")
+        asyncio.run(delete_everything(seen["url"]))
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        leftovers = [str(w.message) for w in caught if w.category is LeftoverRowsWarning]
+        self.assertEqual(len(leftovers), 1, leftovers)
+        self.assertIn("Mixed.test_2_tracked_and_app_rows left rows behind: users +1",
+                      leftovers[0])
+        self.assertEqual(left, 1, "the tracked row deleted, the app's kept")
+
+    def test_failed_cleanup_is_not_blamed_on_the_next_test(self):
+        seen = {}
+
+        class LeavesChild(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_1_child_made_by_app(self):
+                seen["url"] = self.engine.url
+                await self.db.create_test_thread({"id": "parent"})
+                async with self.session_factory() as app:
+                    await app.execute(text(
+                        "INSERT INTO messages (id, thread_id, role) VALUES ('c', 'parent', 'u')"))
+                    await app.commit()
+
+            async def test_2_clean(self):
+                pass
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(LeavesChild)
+        asyncio.run(delete_everything(seen["url"]))
+        self.assertEqual([t.id().rsplit(".", 1)[-1] for t, _ in result.errors],
+                         ["test_1_child_made_by_app"], problems(result))
+        self.assertIn("could not delete the rows this test created in ['threads']",
+                      problems(result))
+        leftovers = [str(w.message) for w in caught if w.category is LeftoverRowsWarning]
+        self.assertEqual(leftovers, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
