@@ -29,14 +29,13 @@ from test_framework.sharding import shard_skip_reason
 from test_framework.skips import early_skip_reason, server_skip_reason
 from test_framework.ssot.assertions import RowAssertions
 from test_framework.ssot.awaited import UnawaitedCalls, watching
-from test_framework.ssot.class_loop import (cancel_leftover_tasks, cancel_other_tasks,
-                                           current_runner, shared_runner)
-from test_framework.ssot.class_resources import class_resources
-from test_framework.ssot.kept_failures import FailureWatch, keeper
+from test_framework.ssot.class_loop import (cancel_leftover_tasks, current_runner,
+                                           shared_runner)
+from test_framework.ssot.kept_failures import FailureWatch
 from test_framework.ssot.legacy_helpers import LegacyHelpers
-from test_framework.ssot.metrics import set_running_metrics
 from test_framework.ssot.query_capture import QueryAssertions
 from test_framework.ssot.sandbox import sandbox_for
+from test_framework.ssot.scope import TestScope
 from test_framework.ssot.stop_run import (STOPS_THE_RUN, check_settings, report_before_start,
                                           stop, trimmed)
 from test_framework.timing import NULL_TIMER, timer_for
@@ -155,23 +154,20 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
                                  f"{type(self).__qualname__}")
         framework_logger.debug("start %s", self.id())
         self.setup_method(getattr(self, self._testMethodName, None))
-        resources = class_resources(type(self))
         self._ssot_timer.lap("setup")
-        await resources.open()
-        self._ssot_timer.lap("provisioning")
-        self._ssot_resources = resources
-        self._ssot_sessions = await resources.isolation.begin_test(
-            tables=self.tables, metadata=resources.metadata)
-        self.addCleanup(self._ssot_call, self._ssot_release)
+        scope = self._ssot_scope = TestScope(self.id(), type(self), self._ssot_metrics)
+        sessions = await scope.open(
+            tables=self.tables, provisioned=lambda: self._ssot_timer.lap("provisioning"),
+            on_hold=lambda: self.addCleanup(self._ssot_call, self._ssot_release))
+        resources = scope.resources
         self.engine = resources.engine
-        self.session = self._ssot_sessions.session
-        self.session_factory = self._ssot_sessions.session_factory
-        self.db = self._ssot_sessions.db
+        self.session = sessions.session
+        self.session_factory = sessions.session_factory
+        self.db = sessions.db
         self.test_database_url = MaskedUrl(resources.database.url)
         sandbox = sandbox_for(type(self), resources, self.session_factory)  # ssot/sandbox.py
         self.addCleanup(sandbox.restore)
         sandbox.apply()
-        self._ssot_metrics_before = set_running_metrics(self._ssot_metrics)
         self._ssot_watch_queries()  # the N+1 detector (ssot/query_capture.py)
         skip_reason = await server_skip_reason(type(self), self.engine)
         if skip_reason:
@@ -193,15 +189,10 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
     async def _ssot_release(self) -> None:
         """Undo the test's database work as its isolation mode says (``db.cleanup()``
         included); idempotent, so a failure half-way through setUp is safe too."""
-        sessions, self._ssot_sessions = getattr(self, "_ssot_sessions", None), None
-        if sessions is None:
-            return
-        await cancel_other_tasks(self.id())
-        set_running_metrics(getattr(self, "_ssot_metrics_before", None))
-        watch = getattr(self, "_ssot_failures", None)
-        keep = keeper(self.id(), self._ssot_resources) if watch is not None and watch.failed \
-            else None
-        await self._ssot_resources.isolation.end_test(sessions, keep=keep)
+        scope = getattr(self, "_ssot_scope", None)
+        if scope is not None:
+            watch = getattr(self, "_ssot_failures", None)
+            await scope.close(failed=watch is not None and watch.failed)
 
     def __getattr__(self, name: str):
         """Explain the attributes asyncSetUp makes, when it did not run."""

@@ -52,7 +52,7 @@ class LegacyHelpers:
 
     def get_test_context(self) -> dict[str, Any]:
         """Describe the running test: id, names, isolation mode and (masked) database URL."""
-        resources = getattr(self, "_ssot_resources", None)
+        resources = getattr(getattr(self, "_ssot_scope", None), "resources", None)
         database = getattr(resources, "database", None)
         return {
             "test_id": self.id(),

@@ -270,7 +270,8 @@ class QueryAssertions:
         report_repeats(self, counter, policy=policy, threshold=threshold)
 
     def _ssot_capturing_metrics(self, caller: str) -> CapturingMetrics:
-        if getattr(self, "_ssot_sessions", None) is None:  # statements reach us only then
+        scope = getattr(self, "_ssot_scope", None)
+        if scope is None or not scope.is_open:  # statements reach us only then
             raise TestFrameworkError(
                 f"{caller} was used before the test's database was set up; use it inside "
                 "a test method, or in asyncSetUp/setUp after calling super()")
