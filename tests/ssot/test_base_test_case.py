@@ -9,6 +9,40 @@ from test_framework import AsyncTestDatabase, SSotAsyncTestCase, SSotBaseTestCas
 from tests.support import problems, run_case
 
 
+class TestSetUpThatFailsLate(unittest.TestCase):
+    """An asyncSetUp that fails after super().asyncSetUp() wrote: its cleanup undoes it."""
+
+    def _failing_then_counting(self, isolation: str):
+        counts = []
+
+        class FailsLate(SSotAsyncTestCase):
+            async def asyncSetUp(self):
+                await super().asyncSetUp()
+                await self.db.create_test_user({"email": f"late-{isolation}@x.test"})
+                if self._testMethodName == "test_1_set_up_fails":
+                    raise RuntimeError("set-up failed after writing")
+
+            async def test_1_set_up_fails(self):
+                pass  # never runs
+
+            async def test_2_counts(self):
+                counts.append(await self.db.count_records(
+                    "users", "email = :e", {"e": f"late-{isolation}@x.test"}))
+
+        FailsLate.isolation = isolation
+        result = run_case(FailsLate)
+        self.assertEqual([test.id().rsplit(".", 1)[1] for test, _ in result.errors],
+                         ["test_1_set_up_fails"], problems(result))
+        self.assertIn("set-up failed after writing", problems(result))
+        self.assertEqual(counts, [1], "only the second test's own row is there")
+
+    def test_rollback_mode(self):
+        self._failing_then_counting("rollback")
+
+    def test_commit_mode_deletes_the_committed_row(self):
+        self._failing_then_counting("commit")
+
+
 class TestLifecycleOrder(unittest.TestCase):
     def test_async_case_steps_in_order_and_hooks_once(self):
         events = []
