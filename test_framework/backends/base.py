@@ -320,6 +320,15 @@ class Backend:
         """Return True if the driver already knows the connection is gone (no round trip)."""
         return False
 
+    def may_have_closed(self, driver_connection: Any) -> bool:
+        """Could the server have closed this idle connection without the driver knowing yet?
+
+        True sends the caller through a few loop passes, so the driver reads
+        what waits on the socket (``unanswered.notice_closed_connections``).
+        A local database never closes a connection on its own.
+        """
+        return False
+
     def explain_statement_error(self, exc: BaseException, connection=None) -> str | None:
         """Return a note for errors whose driver message does not say what to do.
 

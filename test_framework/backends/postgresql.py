@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 from typing import Any, AsyncIterator
 
 from sqlalchemy import String, Table, literal, text
@@ -322,6 +323,20 @@ class PostgreSQLBackend(Backend):
     def connection_is_closed(self, driver_connection: Any) -> bool:
         """asyncpg notices a server-side close (restart, termination) between tests."""
         return driver_connection.is_closed()
+
+    def may_have_closed(self, driver_connection: Any) -> bool:
+        """Only if something waits unread on its socket: a server that restarted or ended
+        the session sent its goodbye there (or closed it), while no loop ran to read it.
+        An idle connection has nothing to read, so one poll answers, not four loop passes.
+        """
+        if driver_connection.is_closed():
+            return True
+        transport = getattr(driver_connection, "_transport", None)  # asyncpg's, private
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return True  # cannot tell: let the driver look
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        return bool(readable)
 
     def explain_connect_error(self, exc: BaseException) -> str:
         return ("check that PostgreSQL is running and accepts connections at that host and "

@@ -68,7 +68,8 @@ class RollbackIsolation(Isolation):
         A class connection the server closed since the last test (a restart) is
         replaced first; noticing that costs a few loop passes, no round trip.
         """
-        await notice_closed_connections(lambda: not self._connection_usable())
+        if self._connection_may_have_closed():
+            await notice_closed_connections(lambda: not self._connection_usable())
         if not self._connection_usable():
             await self._connect()
         if self._class_transaction is None:
@@ -110,7 +111,8 @@ class RollbackIsolation(Isolation):
                     f"this test: {type(exc).__name__}: {exc}; "
                     f"{self.backend.explain_connect_error(exc) if self.backend else ''}"
                 ) from last_cause(exc)
-            await notice_closed_connections(lambda: not self._connection_usable())
+            if self._connection_may_have_closed():
+                await notice_closed_connections(lambda: not self._connection_usable())
             if self._connection_usable():
                 return
             self._drop_connection()
@@ -264,6 +266,15 @@ class RollbackIsolation(Isolation):
     async def _close_sessions(sessions: TestSessions) -> None:
         await sessions.session_factory.close_all(undone=True)
         await sessions.db.cleanup()
+
+    def _connection_may_have_closed(self) -> bool:
+        """One poll of the socket: worth the loop passes that let the driver notice?"""
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated \
+                or self.backend is None:
+            return connection is not None
+        driver = connection.sync_connection.connection.driver_connection
+        return self.backend.may_have_closed(driver)
 
     def _connection_usable(self) -> bool:
         """Cheap local checks: a connection the server closed (restart, kill) is replaced."""
