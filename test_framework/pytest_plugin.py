@@ -10,6 +10,10 @@ collected items run in a seeded order, each class's tests together (see
 unusable (a sync driver in the URL), the session stops after the first error
 instead of failing every test the same way; that failure shows the message
 first and the driver's innermost error, without the framework's frames.
+The framework's test classes call ``setup_method``/``teardown_method``
+themselves, once per test on the class's loop as under unittest and nose2, so
+pytest's own per-test fixture for those hooks is left out of their tests: it
+cost every test a fixture set-up and tear-down that did nothing.
 
 pytest loads this plugin in every run, also of suites that never use the
 framework, so only light modules are imported here (settings, errors); the
@@ -57,8 +61,12 @@ def pytest_collection_modifyitems(config, items):
         shard = current_shard()
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if shard is None:
-        return
+    if shard is not None:
+        _keep_shard(config, items, shard)
+    _drop_xunit_fixture(items)
+
+
+def _keep_shard(config, items, shard) -> None:
     keep, drop = [], []
     for item in items:
         test_class = getattr(item, "cls", None) or type(item)
@@ -66,6 +74,27 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _drop_xunit_fixture(items) -> None:
+    """Leave pytest's ``setup_method`` fixture out of the framework's tests.
+
+    pytest wraps the xunit hooks of every unittest class it collects in an
+    autouse fixture named after the class (``_pytest/unittest.py``). The
+    framework's asyncSetUp and asyncTearDown already call both hooks, so for
+    its classes the fixture only added a fixture set-up, tear-down and hook
+    calls to every test.
+    """
+    base = sys.modules.get("test_framework.ssot.base_test_case")
+    if base is None:  # not imported: none of the collected tests is the framework's
+        return
+    for item in items:
+        test_class = getattr(item, "cls", None)
+        if test_class is None or not issubclass(test_class, base.SSotBaseTestCase):
+            continue
+        name = f"_unittest_setup_method_fixture_{test_class.__qualname__}"
+        if name in item.fixturenames:
+            item.fixturenames.remove(name)
 
 
 @pytest.hookimpl(hookwrapper=True)
