@@ -304,6 +304,11 @@ class Backend:
         """Return keyword arguments for ``create_async_engine``."""
         return {}
 
+    def shared_engine_options(self) -> dict[str, Any]:
+        """Pool options of an engine that serves class after class: hand on the connection
+        returned last, so the next class finds it warm (a connect costs round trips)."""
+        return {"pool_use_lifo": True}
+
     def can_share_engine(self, engine_url: URL) -> bool:
         """May one engine on ``engine_url`` serve test class after test class?
 
@@ -319,6 +324,9 @@ class Backend:
     def connection_is_closed(self, driver_connection: Any) -> bool:
         """Return True if the driver already knows the connection is gone (no round trip)."""
         return False
+
+    async def reset_session(self, connection: AsyncConnection) -> None:
+        """Clear what outlives a rollback on ``connection`` before another class gets it."""
 
     def may_have_closed(self, driver_connection: Any) -> bool:
         """Could the server have closed this idle connection without the driver knowing yet?

@@ -324,6 +324,12 @@ class PostgreSQLBackend(Backend):
         """asyncpg notices a server-side close (restart, termination) between tests."""
         return driver_connection.is_closed()
 
+    async def reset_session(self, connection: AsyncConnection) -> None:
+        """Session advisory locks survive a rollback: release them. One round trip on the
+        driver, outside any transaction (SQLAlchemy's would add BEGIN and ROLLBACK)."""
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.execute("SELECT pg_advisory_unlock_all()")
+
     def may_have_closed(self, driver_connection: Any) -> bool:
         """Only if something waits unread on its socket: a server that restarted or ended
         the session sent its goodbye there (or closed it), while no loop ran to read it.

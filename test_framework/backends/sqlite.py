@@ -46,6 +46,7 @@ from typing import IO, Any, AsyncIterator
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import sort_tables
 
 from test_framework.backends import sqlite_begin, sqlite_inline, sqlite_interrupts
@@ -380,6 +381,11 @@ class SQLiteBackend(Backend):
         if one_connection and project_settings().sqlite_driver.value == sqlite_inline.DRIVER:
             return url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
         return url
+
+    def shared_engine_options(self) -> dict[str, Any]:
+        """No pool: opening a local file is cheap, and a connection closed after each class
+        takes with it the pragmas a test set (they outlive a rollback)."""
+        return {"poolclass": NullPool}
 
     def can_share_engine(self, engine_url: URL) -> bool:
         """Only the inline driver: aiosqlite runs each connection on a non-daemon thread."""

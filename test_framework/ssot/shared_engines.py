@@ -3,9 +3,11 @@
 A new engine per class cost a connect and the dialect's first queries for
 every class: a suite of 10-test classes paid about half again per test what
 100-test classes paid. Classes that use the same database with the same
-engine options now share one engine, so the connection a class returns to
-its pool is the one the next class checks out (a pooled connection the
-server closed meanwhile is replaced at checkout: ``engines.create_engine``).
+engine options now share one engine. On a server, the connection a class
+returns to its pool is the one the next class checks out (one the server
+closed meanwhile is replaced); a local SQLite file is opened anew per class,
+which costs little and leaves no pragma a test set behind
+(``Backend.shared_engine_options``).
 
 Only the engines of rollback isolation, which holds one connection per
 class, are shared, where the backend says they can outlive a class
@@ -45,7 +47,7 @@ def engine_for(backend: Backend, url: URL, *, search_path: str | None,
     if key in _engines:
         return _engines[key][0], True
     engine = create_engine(backend, url, search_path=search_path, on_statement=count_statement,
-                           one_connection=one_connection, reuse_newest=True)
+                           one_connection=one_connection, shared=True)
     _engines[key] = engine, backend
     if dispose_shared_engines not in shared_runner().closing:
         shared_runner().closing.append(dispose_shared_engines)

@@ -30,23 +30,24 @@ class TestClassLoop(unittest.TestCase):
         case = unittest.IsolatedAsyncioTestCase()
         self.assertIsNone(getattr(case, "_asyncioRunner", "missing"))
 
-    def test_classes_share_the_loop_and_the_rollback_connection(self):
-        """One connect serves class after class: the next class checks out the same one."""
-        loops, connections = [], []
+    def test_classes_share_the_loop_the_engine_and_on_a_server_the_connection(self):
+        """One connect serves class after class on PostgreSQL: the next class checks out
+        the same connection. A SQLite file is opened anew per class, on the same engine."""
+        loops, connections, engines = [], [], []
 
         class Shared(SSotAsyncTestCase):
             async def test_a(self):
-                loops.append(asyncio.get_running_loop())
-                connections.append(await self._connection_id())
+                await self._note()
 
             async def test_b(self):
-                loops.append(asyncio.get_running_loop())
-                connections.append(await self._connection_id())
+                await self._note()
 
-            async def _connection_id(self):
+            async def _note(self):
+                loops.append(asyncio.get_running_loop())
+                engines.append(self.engine)
                 connection = await self.session.connection()
                 raw = await connection.get_raw_connection()
-                return id(raw.driver_connection)
+                connections.append(id(raw.driver_connection))
 
         class Other(Shared):
             pass
@@ -57,8 +58,11 @@ class TestClassLoop(unittest.TestCase):
         self.assertTrue(other.wasSuccessful(), problems(other))
         self.assertIs(loops[0], loops[1])
         self.assertIs(loops[2], loops[0], "the next class runs on the same loop")
-        self.assertEqual(connections, [connections[0]] * 3)
         self.assertFalse(loops[0].is_closed(), "the shared loop stays open for later classes")
+        self.assertIs(engines[2], engines[0], "and uses the same engine")
+        self.assertEqual(connections[1], connections[0], "a class holds one connection")
+        if backend_name() == "postgresql":
+            self.assertEqual(connections[2], connections[0], "handed on to the next class")
 
     def test_the_next_class_starts_clean_after_a_class_ended(self):
         """The connection a class hands back carries nothing over: rows, savepoints, settings."""
@@ -79,6 +83,48 @@ class TestClassLoop(unittest.TestCase):
             result = run_case(case)
             self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertEqual(seen, [0])
+
+    def test_session_settings_committed_by_a_test_do_not_reach_the_next_class(self):
+        """A raw COMMIT, then a setting outside any transaction (on SQLite a pragma, which
+        no rollback undoes): the connection it changed is not handed to the next class."""
+        postgresql = backend_name() == "postgresql"
+        change = ("SET application_name = 'leaked'" if postgresql
+                  else "PRAGMA cache_size = 1234")
+        read = ("SELECT current_setting('application_name') AS v" if postgresql
+                else "PRAGMA cache_size")
+        seen = []
+
+        class Changes(SSotAsyncTestCase):
+            async def test_changes_the_session(self):
+                await self.session.execute(text("COMMIT"))
+                await self.session.execute(text(change))
+                seen.append((await self.session.execute(text(read))).scalar_one())
+
+        class Next(SSotAsyncTestCase):
+            async def test_reads(self):
+                seen.append((await self.session.execute(text(read))).scalar_one())
+
+        with self.assertLogs("test_framework", "WARNING"):  # the raw COMMIT is reported
+            changed = run_case(Changes)
+        self.assertTrue(changed.wasSuccessful(), problems(changed))
+        result = run_case(Next)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen[0], "leaked" if postgresql else 1234)
+        self.assertNotEqual(seen[1], seen[0], "the next class's connection is a fresh one")
+
+    @skip_unless_backend("postgresql")
+    def test_a_session_advisory_lock_is_released_when_its_class_ends(self):
+        """Advisory locks outlive a rollback; the next class must not inherit one."""
+        urls = []
+
+        class Locks(SSotAsyncTestCase):
+            async def test_locks(self):
+                urls.append(make_url(str(self.test_database_url)))
+                await self.db.fetch_one("SELECT pg_advisory_lock(424242) AS locked")
+
+        result = run_case(Locks)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertTrue(asyncio.run(_try_advisory_lock(urls[0], 424242)))
 
     @skip_unless_backend("postgresql")
     def test_a_connection_the_server_closed_between_classes_is_replaced(self):
@@ -202,6 +248,16 @@ class TestProcessEnd(unittest.TestCase):
             self.assertNotIn(sign, run.stderr)
         if backend_name() == "postgresql":
             self.assertIn("dropped test database", run.stderr)
+
+
+async def _try_advisory_lock(url, key: int) -> bool:
+    """Can another connection take advisory lock ``key`` (and let it go again)?"""
+    async with separate_connection(url) as other:
+        taken = (await other.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                     {"k": key})).scalar_one()
+        if taken:
+            await other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return taken
 
 
 async def _terminate(url, pid: int) -> None:

@@ -61,6 +61,7 @@ class RollbackIsolation(Isolation):
         self._connection: AsyncConnection | None = None
         self._collect_before_connecting = False
         self._class_transaction: AsyncTransaction | None = None
+        self._committed_outside = False  # a test ended the class's transaction (raw COMMIT)
 
     async def begin_test(self, **helper_options) -> TestSessions:
         """Give the test its sessions, beginning the class's transaction on the first test.
@@ -223,10 +224,18 @@ class RollbackIsolation(Isolation):
                            "committed was not undone; the next test begins a new one",
                            current_test_id.get(), last_cause(exc))
             self._class_transaction = None
+            self._committed_outside = True
             await connection.rollback()
 
     async def close(self, *, bound: float | None = None, occasion: str = "") -> None:
         """Return the class connection to the pool (its class transaction rolls back).
+
+        The next class checks it out, so nothing of this class may stay on it.
+        Settings a test changed inside the class's transaction are rolled back
+        with it; what outlives a rollback is cleared (``Backend.reset_session``:
+        PostgreSQL's session advisory locks). A connection on which a test
+        ended the class's transaction (a raw ``COMMIT``) may carry committed
+        session settings (``SET``, SQLite's pragmas): it is closed, not pooled.
 
         Waits at most ``bound`` (default ``teardown_bound``); a connection that
         cannot be closed in time, or fails to, is abandoned instead. ``occasion``
@@ -242,6 +251,10 @@ class RollbackIsolation(Isolation):
                 # Rolling back first: if that fails (a statement still running, a dead
                 # socket), the connection is still ours to abandon, not back in the pool.
                 await connection.rollback()
+                if self._committed_outside:
+                    await connection.invalidate()
+                elif self.backend is not None:
+                    await self.backend.reset_session(connection)
                 await connection.close()
         except TimeoutError:
             self.abandon(f"{occasion}closing it got no answer within {bound:g}s")
