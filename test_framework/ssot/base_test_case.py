@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import sys
 import time
 import unittest
@@ -44,8 +45,7 @@ __unittest = True  # keep these frames out of users' failure tracebacks
 
 framework_logger = get_logger("test_framework.lifecycle")
 XUNIT_HOOKS = ("setup_method", "teardown_method")
-SET_UP_ATTRIBUTES = {"db", "session", "session_factory", "engine", "logger",
-                     "test_database_url"}
+SET_UP_ATTRIBUTES = {"db", "session", "session_factory", "engine", "test_database_url"}
 
 
 class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.TestCase):
@@ -150,8 +150,6 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         check_coverage_concurrency()
         self._ssot_timer = timer_for(self.id())
         self._ssot_started = time.perf_counter()
-        self.logger = get_logger(f"test_framework.cases.{type(self).__module__}."
-                                 f"{type(self).__qualname__}")
         framework_logger.debug("start %s", self.id())
         self.setup_method(getattr(self, self._testMethodName, None))
         self._ssot_timer.lap("setup")
@@ -209,6 +207,18 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
                 f"{self.id()}: an overriding asyncSetUp (or setUp in a sync class) must call "
                 "await super().asyncSetUp() (or super().setUp()) first")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @functools.cached_property
+    def logger(self) -> logging.Logger:
+        """The class's logger, ``test_framework.cases.<module>.<Class>``, made on first use.
+
+        A class that never logs adds no logger: pytest's log capture sets the
+        root level six times a test, and each time Python clears the cache of
+        every logger there is, so a logger per class made big suites slower
+        test by test.
+        """
+        return get_logger(f"test_framework.cases.{type(self).__module__}."
+                          f"{type(self).__qualname__}")
 
     # -- class-level shared data (Django's setUpTestData) -------------------------
 

@@ -266,6 +266,25 @@ class TestLogging(unittest.TestCase):
         self.assertTrue(any(m.startswith("end ") and m.endswith(" ms") for m in lifecycle))
 
 
+    def test_a_class_that_never_logs_adds_no_logger(self):
+        """Each logger there is costs every test under pytest's log capture."""
+        class Quiet(SSotAsyncTestCase):
+            async def test_quiet(self):
+                await self.db.fetch_one("SELECT 1")
+
+        class Talks(SSotAsyncTestCase):
+            async def test_talks(self):
+                self.logger.info("said once")
+
+        for case in (Quiet, Talks):
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        made = logging.Logger.manager.loggerDict
+        prefix = f"test_framework.cases.{__name__}."
+        self.assertNotIn(prefix + Quiet.__qualname__, made)
+        self.assertIn(prefix + Talks.__qualname__, made)
+
+
 class TestHelpersBeforeSetUp(unittest.TestCase):
     def test_env_and_metric_helpers_work_in_setup_method_called_first_like_pytest(self):
         seen = {}
