@@ -85,7 +85,12 @@ class ClassRunner:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            try:
+                loop.run_until_complete(loop.shutdown_default_executor())
+            except RuntimeError:  # at exit, 3.12+ starts no thread: shut it down from here
+                executor = getattr(loop, "_default_executor", None)  # CPython's, private
+                if executor is not None:
+                    executor.shutdown(wait=True)
         finally:
             asyncio.set_event_loop(None)
             self._signal_wakeup.close()
