@@ -20,7 +20,6 @@ import dataclasses
 import warnings
 
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -54,13 +53,7 @@ class CommitIsolation(Isolation):
         self.leftovers = LeftoverRowDetector(settings.leftover_rows)
 
     def _on_checkout(self, dbapi_connection, record, proxy) -> None:
-        """Refuse a pooled connection the server closed (restart): the pool makes a new one.
-
-        The local equivalent of ``pool_pre_ping``, without its round trip.
-        """
-        if self.backend is not None and \
-                self.backend.connection_is_closed(dbapi_connection.driver_connection):
-            raise DisconnectionError("closed by the server while in the pool")
+        """Note the checkout (one the server closed was refused before this: engines.py)."""
         self.checkouts[record] = proxy
 
     def _on_checkin(self, dbapi_connection, record) -> None:

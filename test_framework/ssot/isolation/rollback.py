@@ -67,7 +67,7 @@ class RollbackIsolation(Isolation):
         """Give the test its sessions, beginning the class's transaction on the first test.
 
         A class connection the server closed since the last test (a restart) is
-        replaced first; noticing that costs a few loop passes, no round trip.
+        replaced first; noticing that costs a poll of its socket, no round trip.
         """
         if self._connection_may_have_closed():
             await notice_closed_connections(lambda: not self._connection_usable())
@@ -97,7 +97,7 @@ class RollbackIsolation(Isolation):
         """Check out a connection; one the server closed while it sat in the pool (the
         classes before shared it) is noticed here, after a few loop passes, and replaced."""
         self._drop_connection()
-        for attempt in range(2):
+        for _ in range(2):
             if self._collect_before_connecting:
                 # A driver connection abandoned mid-statement (a cancelled task) can sit in
                 # a reference cycle still holding its locks (aiosqlite keeps SQLite's file
@@ -117,6 +117,10 @@ class RollbackIsolation(Isolation):
             if self._connection_usable():
                 return
             self._drop_connection()
+        raise DatabaseUnavailableError(
+            f"the test database {mask_url(self.engine.url)} closed two new connections as "
+            "they were made; check that the server is up and not ending sessions "
+            "(pg_terminate_backend, a restart in a loop)")
 
     def _sessions(self, helper_options: dict, *, base: str | None,
                   label: str = "self.session") -> TestSessions:
