@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -243,6 +243,13 @@ async def data_tables(connection) -> list:
     metadata = MetaData()
     await connection.run_sync(metadata.reflect)
     return [table for table in metadata.sorted_tables if table.name != "alembic_version"]
+
+
+async def data_table_names(connection) -> list[str]:
+    """The names ``data_tables`` would reflect, from one catalog query: for callers that
+    need no columns or keys (reflecting a schema's tables costs a query or more each)."""
+    names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return sorted(name for name in names if name != "alembic_version")
 
 
 async def build_memory_schema(schema: SchemaSource | None, engine: AsyncEngine,

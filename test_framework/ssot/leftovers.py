@@ -2,8 +2,9 @@
 
 In commit mode only rows made through ``AsyncTestDatabase`` are removed.
 Rows the application inserted itself stay, and would surprise the next test.
-After each test we count every table of the database (reflected once, so a
-schema from migrations or a SQL file is covered too) in a single statement
+After each test we count every table of the database (listed from the
+catalog once per class, so a schema from migrations or a SQL file is
+covered too, and one query, not a reflection of every table) in a single statement
 and compare with the counts before it; growth is reported with the id of
 the test that left it (a warning by default, an error when configured).
 
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import warnings
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from test_framework.errors import ConfigurationError, LeftoverRowsError
-from test_framework.provision import data_tables
+from test_framework.provision import data_table_names
 
 POLICIES = ("warn", "error", "ignore")
 
@@ -53,9 +54,8 @@ class LeftoverRowDetector:
     async def count(self, connection: AsyncConnection) -> dict[str, int]:
         """Count every table's rows on ``connection``, in the transaction it is in."""
         if self._counts is None:  # the database's real tables, whatever built them
-            self._counts = [select(func.count()).select_from(table).scalar_subquery()
-                            .label(table.fullname)
-                            for table in await data_tables(connection)]
+            self._counts = [select(func.count()).select_from(table(name)).scalar_subquery()
+                            .label(name) for name in await data_table_names(connection)]
         if not self._counts:
             return {}
         return dict((await connection.execute(select(*self._counts))).one()._mapping)

@@ -4,7 +4,7 @@ import asyncio
 import unittest
 import warnings
 
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, insert, text
 
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.leftovers import LeftoverRowsWarning
@@ -60,6 +60,35 @@ class TestLeftoverRows(unittest.TestCase):
         result = run_case(leaving_class("sometimes", {}), "test_3_clean_again")
         self.assertIn("leftover_rows is 'sometimes'; use one of ['warn', 'error', 'ignore']",
                       problems(result))
+
+
+AWKWARD = MetaData()
+ORDER_ITEMS = Table("Order Items", AWKWARD, Column("id", Integer, primary_key=True))
+
+
+class TestTableNames(unittest.TestCase):
+    def test_a_table_whose_name_needs_quoting_is_counted(self):
+        """The count names tables from the catalog: one with a space and capitals is
+        quoted as the dialect quotes it, and its growth is reported under its name."""
+        class LeavesAnItem(SSotAsyncTestCase):
+            isolation = "commit"
+            metadata = AWKWARD
+
+            async def test_1_baseline(self):
+                pass
+
+            async def test_2_leaves_an_item(self):
+                async with self.session_factory() as app:
+                    await app.execute(insert(ORDER_ITEMS).values(id=1))
+                    await app.commit()
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_case(LeavesAnItem)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        leftovers = [str(w.message) for w in caught if w.category is LeftoverRowsWarning]
+        self.assertEqual(len(leftovers), 1, leftovers)
+        self.assertIn("test_2_leaves_an_item left rows behind: Order Items +1", leftovers[0])
 
 
 class TestCheckedOutConnection(unittest.TestCase):
