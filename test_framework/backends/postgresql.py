@@ -330,6 +330,16 @@ class PostgreSQLBackend(Backend):
         raw = await connection.get_raw_connection()
         await raw.driver_connection.execute("SELECT pg_advisory_unlock_all()")
 
+    @contextlib.contextmanager
+    def without_transaction(self, dbapi_connection: Any):
+        """SQLAlchemy's asyncpg adapter in autocommit sends no BEGIN before the statement
+        and no COMMIT after it: one round trip instead of three."""
+        dbapi_connection.autocommit = True
+        try:
+            yield
+        finally:
+            dbapi_connection.autocommit = False  # back to the connection's isolation level
+
     def may_have_closed(self, driver_connection: Any) -> bool:
         """Only if something waits unread on its socket: a server that restarted or ended
         the session sent its goodbye there (or closed it), while no loop ran to read it.

@@ -13,13 +13,16 @@ statement is rolled back so the session stays usable. Inside
 The rollback isolation mode passes ``delete_rows_on_cleanup=False`` and
 ``hold_read_transactions=True``: its outer rollback removes every row, and
 all its sessions share one connection, so there are no locks to release.
+Commit mode passes its backend's ``without_transaction``: a read that would
+begin and commit a transaction of its own runs without one, which on
+PostgreSQL saves the BEGIN and COMMIT round trips.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, ContextManager, Iterable, Mapping
 
 from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
@@ -48,13 +51,15 @@ class AsyncTestDatabase:
     def __init__(self, session: AsyncSession, *, tables: Mapping[str, str] | None = None,
                  metadata: MetaData | None = None, autocommit: bool = True,
                  delete_rows_on_cleanup: bool = True,
-                 hold_read_transactions: bool = False) -> None:
+                 hold_read_transactions: bool = False,
+                 without_transaction: Callable[[Any], ContextManager] | None = None) -> None:
         self.session = session
         self.tables = table_mapping(tables)
         self.metadata = metadata
         self.autocommit = autocommit
         self.delete_rows_on_cleanup = delete_rows_on_cleanup
         self.hold_read_transactions = hold_read_transactions
+        self._without_transaction = without_transaction
         self._tracker = RowTracker(session)
         self._transactions: list[AsyncSessionTransaction] = []
         self._autobegun: object | None = None
@@ -302,7 +307,8 @@ class AsyncTestDatabase:
         """
         began = not self.session.in_transaction()
         try:
-            yield
+            async with self._alone_if(began and not write):
+                yield
         except BaseException:
             if self.autocommit and not self._transactions and (began or self._owns_transaction()):
                 with contextlib.suppress(Exception):
@@ -315,6 +321,21 @@ class AsyncTestDatabase:
         if ends and self.autocommit and not self._transactions and self._owns_transaction():
             await self.session.commit()
             self._autobegun = None
+
+    @contextlib.asynccontextmanager
+    async def _alone_if(self, reading_alone: bool):
+        """Run a read that begins and commits its own transaction without one, if the
+        backend saves by it (``without_transaction``) and nothing pending would be
+        flushed by it: a flush of several rows must stay one transaction."""
+        session = self.session
+        if not reading_alone or self._without_transaction is None or not self.autocommit \
+                or self._transactions or self.hold_read_transactions \
+                or session.new or session.dirty or session.deleted:
+            yield
+            return
+        raw = await (await session.connection()).get_raw_connection()
+        with self._without_transaction(raw.dbapi_connection):
+            yield
 
     def _owns_transaction(self) -> bool:
         current = self.session.sync_session.get_transaction()

@@ -15,7 +15,9 @@ from sqlalchemy import event, text
 
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.leftovers import LeftoverRowsWarning
-from tests.support import count_rows, count_rows_sync, problems, run_case, separate_connection
+from tests.ssot.test_sessions import User
+from tests.support import (count_rows, count_rows_sync, problems, run_case, separate_connection,
+                           skip_unless_backend)
 
 
 def counting(engine) -> dict:
@@ -224,3 +226,51 @@ class TestGuaranteesKept(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@skip_unless_backend("postgresql")
+class TestReadsWithoutTransaction(unittest.TestCase):
+    """A helper read that would begin and commit a transaction of its own sends neither."""
+
+    def test_a_read_alone_runs_outside_a_transaction_and_others_keep_theirs(self):
+        seen = {}
+
+        class Reads(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def transaction_statements(self, read):
+                """The BEGINs and COMMITs asyncpg sends on the session's connection while
+                ``read`` runs (the session holds one connection for the test)."""
+                sent = []
+                logger = lambda record: sent.append(record.query.strip(" ;"))  # noqa: E731
+                self.driver.add_query_logger(logger)
+                try:
+                    await read()
+                    await asyncio.sleep(0)  # asyncpg calls loggers with call_soon
+                finally:
+                    self.driver.remove_query_logger(logger)
+                return [query for query in sent if query in ("BEGIN", "COMMIT")]
+
+            async def test_reads(self):
+                seen["url"] = self.engine.url
+                raw = await (await self.session.connection()).get_raw_connection()
+                self.driver = raw.driver_connection
+                await self.session.commit()  # connection() began a transaction: end it
+                one = "SELECT 1"
+                seen["alone"] = await self.transaction_statements(
+                    lambda: self.db.fetch_one(one))
+                seen["count"] = await self.transaction_statements(
+                    lambda: self.db.count_records("users"))
+                self.session.add(User("pending@x.test"))  # flushed by the read, in a transaction
+                seen["with pending"] = await self.transaction_statements(
+                    lambda: self.db.fetch_all(one))
+                await self.session.execute(text("DELETE FROM users"))
+                await self.session.commit()
+
+        result = run_case(Reads)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["alone"], [])
+        self.assertEqual(seen["count"], [])
+        self.assertEqual(seen["with pending"], ["BEGIN"], "the flush's transaction is the "
+                         "test's (add() began it): it stays open until the test commits")
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)

@@ -74,6 +74,8 @@ class CommitIsolation(Isolation):
             await connection.close()
             raise
         label_session(session, "self.session")
+        if self.backend is not None:  # a lone helper read: no BEGIN and COMMIT round trips
+            helper_options.setdefault("without_transaction", self.backend.without_transaction)
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
 
     async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
