@@ -13,9 +13,10 @@ statement is rolled back so the session stays usable. Inside
 The rollback isolation mode passes ``delete_rows_on_cleanup=False`` and
 ``hold_read_transactions=True``: its outer rollback removes every row, and
 all its sessions share one connection, so there are no locks to release.
-Commit mode passes its backend's ``without_transaction``: a read that would
-begin and commit a transaction of its own runs without one, which on
-PostgreSQL saves the BEGIN and COMMIT round trips.
+Commit mode passes its backend's ``without_transaction``: one statement that
+would begin and commit a transaction of its own (a read, a ``create`` that
+makes no parent row, a cleanup that is one DELETE) runs without one, which
+on PostgreSQL saves the BEGIN and COMMIT round trips.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from test_framework.ssot.factories import RowFactory
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
 from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, column_conditions,
                                         require_primary_key, table_mapping, typed_parameters)
-from test_framework.ssot.tracking import RowTracker, TrackedRow
+from test_framework.ssot.tracking import RowTracker, TrackedRow, deletes_in_one_statement
 
 __all__ = ["AsyncTestDatabase", "DEFAULT_TABLES"]
 
@@ -130,17 +131,21 @@ class AsyncTestDatabase:
             factory = RowFactory(self._tables, self._insert_row, self.tables)
             return await factory.create(table_name, data, parents, caller=caller)
 
-    async def _insert_row(self, target: Table, values: dict[str, Any]) -> Row:
+    async def _insert_row(self, target: Table, values: dict[str, Any], *,
+                          only: bool = False) -> Row:
+        """Insert one row and track it; ``only``: the helper call's one statement."""
         if self.delete_rows_on_cleanup:
             require_primary_key(target)
         if any(isinstance(value, ClauseElement) for value in values.values()):
             statement, params = insert(target).values(values).returning(*target.c), None
         else:  # one statement per table, built once: values go as parameters
             statement, params = _insert_returning(target), values
-        row = (await self._execute(statement, params)).one()
+        alone = only and not self.session.in_transaction()
+        async with self._alone_if(alone) as committed_at_once:
+            row = (await self._execute(statement, params)).one()
         if self.delete_rows_on_cleanup:
-            self._tracker.track(target, tuple(
-                row._mapping[column.name] for column in target.primary_key.columns))
+            key = tuple(row._mapping[column.name] for column in target.primary_key.columns)
+            self._tracker.track(target, key, committed=committed_at_once)
         return row
 
     # -- inspection ----------------------------------------------------------------
@@ -267,18 +272,20 @@ class AsyncTestDatabase:
         a first attempt that was rolled back; track them once more.
         """
         try:
+            alone = not self.session.in_transaction() and deletes_in_one_statement(rows)
             connection = await self.session.connection()
-            if rows:
-                await require_test_connection(connection, "delete rows from")
-                for row in rows if again else ():
-                    self._tracker.track(row.table, row.key)
-                await self._tracker.delete_all()
-            if before_commit is not None:
-                try:
-                    await before_commit(connection)
-                except Exception as exc:
-                    await self._rollback_quietly()
-                    return exc
+            async with self._alone_if(alone):
+                if rows:
+                    await require_test_connection(connection, "delete rows from")
+                    for row in rows if again else ():
+                        self._tracker.track(row.table, row.key)
+                    await self._tracker.delete_all()
+                if before_commit is not None:
+                    try:
+                        await before_commit(connection)
+                    except Exception as exc:
+                        await self._rollback_quietly()
+                        return exc
             await self.session.commit()
         except Exception as exc:
             await self._rollback_quietly()
@@ -307,7 +314,7 @@ class AsyncTestDatabase:
         """
         began = not self.session.in_transaction()
         try:
-            async with self._alone_if(began and not write):
+            async with self._alone_if(began and not write):  # writes decide per statement
                 yield
         except BaseException:
             if self.autocommit and not self._transactions and (began or self._owns_transaction()):
@@ -323,19 +330,20 @@ class AsyncTestDatabase:
             self._autobegun = None
 
     @contextlib.asynccontextmanager
-    async def _alone_if(self, reading_alone: bool):
-        """Run a read that begins and commits its own transaction without one, if the
-        backend saves by it (``without_transaction``) and nothing pending would be
-        flushed by it: a flush of several rows must stay one transaction."""
+    async def _alone_if(self, alone: bool):
+        """Run what would be one statement in a transaction of its own without one, if
+        the backend saves by it (``without_transaction``) and nothing pending would be
+        flushed: a flush of several rows must stay one transaction. Yields whether
+        it does (what it writes is then committed at once)."""
         session = self.session
-        if not reading_alone or self._without_transaction is None or not self.autocommit \
+        if not alone or self._without_transaction is None or not self.autocommit \
                 or self._transactions or self.hold_read_transactions \
                 or session.new or session.dirty or session.deleted:
-            yield
+            yield False
             return
         raw = await (await session.connection()).get_raw_connection()
         with self._without_transaction(raw.dbapi_connection):
-            yield
+            yield True
 
     def _owns_transaction(self) -> bool:
         current = self.session.sync_session.get_transaction()

@@ -40,11 +40,12 @@ _counters: collections.defaultdict[str, itertools.count] = collections.defaultdi
 class RowFactory:
     """Fill what a row needs, make its missing parents, and insert it through ``insert``."""
 
-    def __init__(self, lookup: TableLookup, insert: Callable[[Table, dict], Awaitable[Row]],
+    def __init__(self, lookup: TableLookup, insert: Callable[..., Awaitable[Row]],
                  tables: Mapping[str, str]) -> None:
         self.lookup = lookup
         self.insert = insert
         self.tables = tables  # kind ("user") -> table name, as in the class's ``tables``
+        self.inserted = 0  # rows this factory inserted: a parent first makes the call two
 
     async def create(self, table_name: str, data: Mapping[str, Any] | None,
                      parents: Mapping[str, Any], *, caller: str,
@@ -73,8 +74,10 @@ class RowFactory:
                 if column.key not in values and _required(column, target):
                     values[column.key] = made_up_value(column, kind, number, dialect=dialect,
                                                        caller=caller)
+        only = not making and not self.inserted  # the call's one statement: no parent made
+        self.inserted += 1
         return await self.insert(target, {key: bindable(target.c[key], value, dialect=dialect)
-                                          for key, value in values.items()})
+                                          for key, value in values.items()}, only=only)
 
     def _take_parent_keys(self, target: Table, values: dict, name: str, parent: Any,
                           caller: str) -> None:

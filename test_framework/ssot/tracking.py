@@ -51,8 +51,12 @@ class RowTracker:
     def pending_rows(self) -> list[TrackedRow]:
         return [row for row, _ in self._pending]
 
-    def track(self, table: Table, key: tuple) -> None:
-        """Record a row just inserted in the session's current transaction."""
+    def track(self, table: Table, key: tuple, *, committed: bool = False) -> None:
+        """Record a row just inserted in the session's current transaction, or one
+        already ``committed`` (inserted outside any transaction): no rollback forgets it."""
+        if committed:
+            self._committed.append(TrackedRow(table, key))
+            return
         self._listen()
         self._pending.append((TrackedRow(table, key), self._transaction_chain()))
 
@@ -73,7 +77,7 @@ class RowTracker:
         self.forget_all()
         for table in reversed(sort_tables(by_table)):
             keys = by_table[table]
-            step = max(1, DELETE_BATCH_PARAMETERS // len(table.primary_key.columns))
+            step = _batch(table)
             for start in range(0, len(keys), step):
                 await self._session.execute(
                     table.delete().where(_key_filter(table, keys[start:start + step])))
@@ -120,6 +124,18 @@ class RowTracker:
         if self._root_committed:
             self._committed.extend(row for row, _ in ended)
         self._root_committed = False
+
+
+def deletes_in_one_statement(rows: list[TrackedRow]) -> bool:
+    """Whether ``delete_all`` deletes ``rows`` in one statement (or none): then it needs
+    no transaction around it to be all or nothing."""
+    tables = {row.table for row in rows}
+    return not tables or (len(tables) == 1 and len(rows) <= _batch(rows[0].table))
+
+
+def _batch(table: Table) -> int:
+    """Keys one DELETE may name: drivers cap bound parameters at 32,767 a statement."""
+    return max(1, DELETE_BATCH_PARAMETERS // len(table.primary_key.columns))
 
 
 def _key_filter(table: Table, keys: list[tuple]):

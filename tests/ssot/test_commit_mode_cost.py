@@ -12,6 +12,7 @@ import unittest
 import warnings
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.leftovers import LeftoverRowsWarning
@@ -228,34 +229,41 @@ if __name__ == "__main__":
     unittest.main()
 
 
+class Logged(SSotAsyncTestCase):
+    """Commit mode, with the BEGINs and COMMITs asyncpg sends on ``self.session``'s
+    connection (it holds one for the test) in reach."""
+
+    isolation = "commit"
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        raw = await (await self.session.connection()).get_raw_connection()
+        self.driver = raw.driver_connection
+        await self.session.commit()  # connection() began a transaction: end it
+
+    async def transaction_statements(self, step):
+        sent = []
+        logger = lambda record: sent.append(record.query.strip(" ;"))  # noqa: E731
+        self.driver.add_query_logger(logger)
+        try:
+            await step()
+            await asyncio.sleep(0)  # asyncpg calls loggers with call_soon
+        finally:
+            self.driver.remove_query_logger(logger)
+        return [query for query in sent if query in ("BEGIN", "COMMIT")]
+
+
 @skip_unless_backend("postgresql")
-class TestReadsWithoutTransaction(unittest.TestCase):
-    """A helper read that would begin and commit a transaction of its own sends neither."""
+class TestOneStatementWithoutTransaction(unittest.TestCase):
+    """A helper call that is one statement in a transaction of its own sends no BEGIN or
+    COMMIT; one of several statements keeps its transaction, all or nothing."""
 
     def test_a_read_alone_runs_outside_a_transaction_and_others_keep_theirs(self):
         seen = {}
 
-        class Reads(SSotAsyncTestCase):
-            isolation = "commit"
-
-            async def transaction_statements(self, read):
-                """The BEGINs and COMMITs asyncpg sends on the session's connection while
-                ``read`` runs (the session holds one connection for the test)."""
-                sent = []
-                logger = lambda record: sent.append(record.query.strip(" ;"))  # noqa: E731
-                self.driver.add_query_logger(logger)
-                try:
-                    await read()
-                    await asyncio.sleep(0)  # asyncpg calls loggers with call_soon
-                finally:
-                    self.driver.remove_query_logger(logger)
-                return [query for query in sent if query in ("BEGIN", "COMMIT")]
-
+        class Reads(Logged):
             async def test_reads(self):
                 seen["url"] = self.engine.url
-                raw = await (await self.session.connection()).get_raw_connection()
-                self.driver = raw.driver_connection
-                await self.session.commit()  # connection() began a transaction: end it
                 one = "SELECT 1"
                 seen["alone"] = await self.transaction_statements(
                     lambda: self.db.fetch_one(one))
@@ -273,4 +281,52 @@ class TestReadsWithoutTransaction(unittest.TestCase):
         self.assertEqual(seen["count"], [])
         self.assertEqual(seen["with pending"], ["BEGIN"], "the flush's transaction is the "
                          "test's (add() began it): it stays open until the test commits")
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    def test_a_create_alone_commits_at_once_and_one_with_a_parent_is_all_or_nothing(self):
+        seen = {}
+
+        class Creates(Logged):
+            async def test_creates(self):
+                seen["url"] = self.engine.url
+                seen["user"] = await self.transaction_statements(
+                    lambda: self.db.create_test_user({"email": "alone@x.test"}))
+                seen["message"] = await self.transaction_statements(
+                    lambda: self.db.create_test_message({"id": "m1", "role": "user"}))
+                with self.assertRaises(IntegrityError):  # the message fails after its thread
+                    await self.db.create_test_message({"id": "m2", "role": None})
+                seen["threads"] = await count_rows(self.engine.url, "threads")
+
+            async def asyncTearDown(self):
+                seen["cleanup"] = await self.transaction_statements(super().asyncTearDown)
+
+        result = run_case(Creates)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["user"], [])
+        self.assertEqual(seen["message"], ["BEGIN", "COMMIT"], "a thread, then its message")
+        self.assertEqual(seen["threads"], 1, "the failed message's thread was rolled back")
+        self.assertEqual(seen["cleanup"], ["BEGIN", "COMMIT"], "three tables: one transaction")
+        for table in ("messages", "threads", "users"):
+            self.assertEqual(count_rows_sync(seen["url"], table), 0, table)
+
+    def test_a_cleanup_of_one_table_is_one_statement_and_the_count_follows_it(self):
+        seen = {}
+
+        class OneTable(Logged):
+            leftover_rows = "error"
+
+            async def test_1_baseline(self):
+                seen["url"] = self.engine.url
+
+            async def test_2_users(self):
+                for n in range(3):
+                    await self.db.create_test_user({"email": f"u{n}@x.test"})
+
+            async def asyncTearDown(self):
+                seen[self._testMethodName] = await self.transaction_statements(
+                    super().asyncTearDown)
+
+        result = run_case(OneTable)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["test_2_users"], [], "one DELETE, then the leftover count")
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
