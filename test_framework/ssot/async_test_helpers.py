@@ -140,9 +140,12 @@ class AsyncTestDatabase:
             statement, params = insert(target).values(values).returning(*target.c), None
         else:  # one statement per table, built once: values go as parameters
             statement, params = _insert_returning(target), values
-        alone = only and not self.session.in_transaction()
-        async with self._alone_if(alone) as committed_at_once:
-            row = (await self._execute(statement, params)).one()
+        if only and self._without_transaction is not None \
+                and not self.session.in_transaction():
+            async with self._alone_if(True) as committed_at_once:
+                row = (await self._execute(statement, params)).one()
+        else:
+            row, committed_at_once = (await self._execute(statement, params)).one(), False
         if self.delete_rows_on_cleanup:
             key = tuple(row._mapping[column.name] for column in target.primary_key.columns)
             self._tracker.track(target, key, committed=committed_at_once)
@@ -272,7 +275,8 @@ class AsyncTestDatabase:
         a first attempt that was rolled back; track them once more.
         """
         try:
-            alone = not self.session.in_transaction() and deletes_in_one_statement(rows)
+            alone = self._without_transaction is not None and not self.session.in_transaction() \
+                and deletes_in_one_statement(rows)
             connection = await self.session.connection()
             async with self._alone_if(alone):
                 if rows:
@@ -314,7 +318,10 @@ class AsyncTestDatabase:
         """
         began = not self.session.in_transaction()
         try:
-            async with self._alone_if(began and not write):  # writes decide per statement
+            if began and not write and self._without_transaction is not None:
+                async with self._alone_if(True):  # writes decide per statement
+                    yield
+            else:
                 yield
         except BaseException:
             if self.autocommit and not self._transactions and (began or self._owns_transaction()):
@@ -336,8 +343,7 @@ class AsyncTestDatabase:
         flushed: a flush of several rows must stay one transaction. Yields whether
         it does (what it writes is then committed at once)."""
         session = self.session
-        if not alone or self._without_transaction is None or not self.autocommit \
-                or self._transactions or self.hold_read_transactions \
+        if not alone or not self.autocommit or self._transactions or self.hold_read_transactions \
                 or session.new or session.dirty or session.deleted:
             yield False
             return
