@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import unittest
+import warnings
 from pathlib import Path
 
 from sqlalchemy import text
@@ -30,7 +31,8 @@ from sqlalchemy import text
 from test_framework import SSotAsyncTestCase
 from tests.functional.example_runs import ROOT, child_environment
 from tests.private_postgres import PrivatePostgres, require_private_server
-from tests.support import backend_name, problems, run_case, separate_connection, timeout
+from tests.support import (backend_name, count_rows_sync, problems, run_case, separate_connection,
+                           timeout)
 from tests.tcp_proxy import TcpProxy
 
 SCENARIO = "tests.functional.scenarios.dark_network"
@@ -129,6 +131,44 @@ class TestServerRestartedBetweenTests(unittest.TestCase):
         self.assertNotEqual(seen["postmaster before"], seen["postmaster after"],
                             "the server really restarted")
         self.assertNotEqual(seen["backend before"], seen["backend after"])
+
+
+class TestServerRestartedBetweenClasses(unittest.TestCase):
+    """Commit-mode classes share an engine: a restart before the class's hand-over or
+    after it, and the next class still gets a working connection of its own."""
+
+    def test_restart_before_the_hand_over_and_after_it(self):
+        seen = {"pids": []}
+
+        class Commits(SSotAsyncTestCase):
+            database_url = SERVER.url
+            isolation = "commit"
+
+            @timeout(30)
+            async def test_work(self):
+                seen["url"] = self.engine.url
+                seen["pids"].append(await backend_pid(self))
+                await self.db.create_test_user({"email": "class@x.test"})
+                if type(self).__name__ == "Commits":  # after the test, before the hand-over
+                    type(self).addClassCleanup(SERVER.restart)  # (class cleanups: LIFO)
+
+        class Next(Commits):
+            pass
+
+        class Last(Commits):
+            pass
+
+        for case, before in ((Commits, None), (Next, SERVER.restart), (Last, None)):
+            if before is not None:
+                before()  # after the hand-over: the idle connection it reset dies too
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)  # an abandoned pool is said
+                result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), f"{case.__name__}: {problems(result)}")
+        first, after_restarts, handed_on = seen["pids"]
+        self.assertNotEqual(after_restarts, first, "a new connection after the restarts")
+        self.assertEqual(handed_on, after_restarts, "then handed on to the next class")
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
 
 
 class TestServerKilled(unittest.TestCase):

@@ -40,6 +40,8 @@ INSUFFICIENT_PRIVILEGE = "42501"
 INTEGRITY_CLASS = "23"  # foreign key, unique, check, exclusion violations
 CONNECTION_CLASSES = {"08", "28", "3D"}  # connection, authorization, unknown database
 COMMAND_TIMEOUT_MARGIN = 2.0  # seconds past statement_timeout before the client gives up
+RESET_SESSION = ("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; "
+                 "DISCARD TEMP; DISCARD SEQUENCES")
 DIALECT = postgresql.dialect()
 SESSIONS_IN_TRANSACTION = text(
     "SELECT pid, state, extract(epoch FROM now() - xact_start)::float, left(query, 120) "
@@ -325,10 +327,13 @@ class PostgreSQLBackend(Backend):
         return driver_connection.is_closed()
 
     async def reset_session(self, connection: AsyncConnection) -> None:
-        """Session advisory locks survive a rollback: release them. One round trip on the
-        driver, outside any transaction (SQLAlchemy's would add BEGIN and ROLLBACK)."""
+        """What a rollback leaves (advisory locks) or a commit kept (``SET``, ``LISTEN``,
+        temporary tables, held cursors), cleared as asyncpg's own pool does, in one round
+        trip on the driver outside any transaction (SQLAlchemy's would add BEGIN and
+        ROLLBACK). ``RESET ALL`` goes back to the connect-time settings (timeouts,
+        search_path): they are the session's defaults."""
         raw = await connection.get_raw_connection()
-        await raw.driver_connection.execute("SELECT pg_advisory_unlock_all()")
+        await raw.driver_connection.execute(RESET_SESSION)
 
     @contextlib.contextmanager
     def without_transaction(self, dbapi_connection: Any):

@@ -27,7 +27,7 @@ from test_framework.ssot.class_loop import shared_runner
 from test_framework.ssot.isolation import IsolationSettings, isolation_mode
 from test_framework.ssot.sessions import session_options
 from test_framework.ssot.shared_engines import (abandon_shared_engines, dispose_shared_engines,
-                                                engine_for)
+                                                engine_for, hand_over)
 from test_framework.ssot.unanswered import report_abandoned, teardown_bound
 
 logger = get_logger(__name__)
@@ -106,7 +106,9 @@ class ClassResources:
         """Release the class's connection, dispose of its own engine, drop a private database.
 
         A shared engine stays for the next class, except after Ctrl-C
-        (``interrupted``), when the run is ending and its pool is closed too.
+        (``interrupted``), when the run is ending and its pool is closed too;
+        after a mode that uses the whole pool its idle connections are reset first
+        (``hand_over``).
 
         The connection and the engine's idle connections get at most ``bound``
         seconds each (default: statement_timeout plus a margin); what is not
@@ -122,6 +124,8 @@ class ClassResources:
             try:
                 if self.engine_is_shared and interrupted:
                     await dispose_shared_engines(bound)
+                elif self.engine_is_shared and not self.isolation_class.holds_one_connection:
+                    await hand_over(self.engine, self.backend, bound)
                 elif self.engine is not None and not self.engine_is_shared:
                     await _dispose(self.engine, bound, occasion, self.test_class)
             finally:

@@ -9,12 +9,14 @@ closed meanwhile is replaced); a local SQLite file is opened anew per class,
 which costs little and leaves no pragma a test set behind
 (``Backend.shared_engine_options``).
 
-Only the engines of rollback isolation, which holds one connection per
-class, are shared, where the backend says they can outlive a class
-(``Backend.can_share_engine``); a class in another mode, with a private
-database, an in-memory SQLite database or a threaded driver keeps an engine
-of its own (the other modes hang per-class listeners on their pools).
-The shared ones are disposed when the shared loop closes, as the process
+Engines are shared where the backend says they can outlive a class
+(``Backend.can_share_engine``); a class with a private database, an
+in-memory SQLite database or a threaded driver keeps an engine of its own.
+Rollback isolation resets the one connection it held as it hands it back;
+after a class of another mode, whose tests committed on any of the pool's
+connections, ``hand_over`` resets every idle one (``Backend.reset_session``),
+so no setting, lock or temporary table of one class meets the next.
+The shared engines are disposed when the shared loop closes, as the process
 ends (``class_loop.close_shared_runner``), each within a bound.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from test_framework.backends import Backend
@@ -39,7 +42,7 @@ def engine_for(backend: Backend, url: URL, *, search_path: str | None,
                one_connection: bool, private: bool) -> tuple[AsyncEngine, bool]:
     """Return an engine for ``url`` and whether it is shared (the caller must not dispose it)."""
     engine_url = backend.engine_url(url, one_connection=one_connection)
-    if private or not one_connection or not backend.can_share_engine(engine_url):
+    if private or not backend.can_share_engine(engine_url):
         return create_engine(backend, url, search_path=search_path, on_statement=count_statement,
                              one_connection=one_connection), False
     _forget_other_loops()
@@ -68,6 +71,35 @@ async def dispose_shared_engines(bound: float | None = None) -> None:
             report_abandoned(f"the pooled connections of the shared engine on "
                              f"{engine.url.render_as_string()}",
                              f"closing them got no answer within {limit:g}s")
+
+
+async def hand_over(engine: AsyncEngine, backend: Backend, bound: float) -> None:
+    """Reset each idle connection of a shared ``engine`` before the next class gets it.
+
+    Each is checked out (all at once, so the pool hands out every idle one),
+    reset, and returned; one that fails is closed instead. If the server
+    cannot be reached, or does not answer within ``bound``, the pool is
+    dropped and reported: the next class connects anew.
+    """
+    connections = []
+    try:
+        async with asyncio.timeout(bound):
+            for _ in range(engine.sync_engine.pool.checkedin()):
+                connections.append(await engine.connect())
+            for connection in connections:
+                try:
+                    await backend.reset_session(connection)
+                except Exception:  # the driver's own errors too: the reset runs on it
+                    await connection.invalidate()
+            for connection in reversed(connections):  # the pool's order stays: warm first
+                await connection.close()
+    except (TimeoutError, DBAPIError, OSError) as exc:
+        engine.sync_engine.dispose(close=False)
+        why = (f"no answer within {bound:g}s" if isinstance(exc, TimeoutError)
+               else f"{type(exc).__name__}: {exc}")
+        report_abandoned(f"the pooled connections of the shared engine on "
+                         f"{engine.url.render_as_string()}",
+                         f"resetting them for the next class failed ({why})")
 
 
 def abandon_shared_engines(why: str) -> None:

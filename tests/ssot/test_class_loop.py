@@ -250,6 +250,63 @@ class TestProcessEnd(unittest.TestCase):
             self.assertIn("dropped test database", run.stderr)
 
 
+@skip_unless_backend("postgresql")
+class TestCommitModeHandOver(unittest.TestCase):
+    """Commit-mode classes share an engine too; what their tests committed on its pooled
+    connections is cleared before the next class checks one out."""
+
+    def test_the_next_class_gets_the_connection_reset_with_its_connect_time_settings(self):
+        seen, urls = {}, []
+
+        class Leaves(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_leaves_state(self):
+                urls.append(make_url(str(self.test_database_url)))
+                seen["engine"] = self.engine
+                seen["pid"] = await self.state("SELECT pg_backend_pid()")
+                seen["timeout at connect"] = await self.state("SHOW statement_timeout")
+                for statement in ("SET application_name = 'leaked'",
+                                  "SET statement_timeout = '1234s'",
+                                  "CREATE TEMP TABLE scratch (n int)",
+                                  "SELECT pg_advisory_lock(434343)"):
+                    await self.session.execute(text(statement))
+                await self.session.commit()
+                seen["timeout left"] = await self.state("SHOW statement_timeout")
+
+            async def state(self, query):
+                value = (await self.session.execute(text(query))).scalar_one()
+                await self.session.commit()
+                return value
+
+        class Next(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_reads(self):
+                seen["same engine"] = self.engine is seen["engine"]
+                seen["next pid"] = await Leaves.state(self, "SELECT pg_backend_pid()")
+                seen["name"] = await Leaves.state(
+                    self, "SELECT current_setting('application_name')")
+                seen["timeout"] = await Leaves.state(self, "SHOW statement_timeout")
+                seen["scratch"] = await Leaves.state(
+                    self, "SELECT to_regclass('pg_temp.scratch') IS NOT NULL")
+
+        first = run_case(Leaves)
+        self.assertTrue(first.wasSuccessful(), problems(first))
+        self.assertTrue(asyncio.run(_try_advisory_lock(urls[0], 434343)),
+                        "the class's advisory lock was released as it ended")
+        result = run_case(Next)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertTrue(seen["same engine"])
+        self.assertEqual(seen["next pid"], seen["pid"], "the same connection, handed on")
+        self.assertEqual(seen["timeout left"], "1234s")
+        self.assertNotEqual(seen["name"], "leaked")
+        self.assertEqual(seen["timeout"], seen["timeout at connect"],
+                         "back to the connect-time statement_timeout, not the server's")
+        self.assertNotEqual(seen["timeout"], "0")
+        self.assertFalse(seen["scratch"], "the temporary table is gone")
+
+
 async def _try_advisory_lock(url, key: int) -> bool:
     """Can another connection take advisory lock ``key`` (and let it go again)?"""
     async with separate_connection(url) as other:
