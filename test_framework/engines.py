@@ -37,7 +37,7 @@ def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
     the backend says how its pool hands connections on.
     """
     url = backend.engine_url(url, one_connection=one_connection)
-    options = backend.engine_options(url)
+    options = backend.engine_options(url, test_database=True)
     if shared:
         options = {**options, **backend.shared_engine_options()}
     if search_path is not None:

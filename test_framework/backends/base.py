@@ -300,8 +300,9 @@ class Backend:
         """
         return url
 
-    def engine_options(self, url: URL) -> dict[str, Any]:
-        """Return keyword arguments for ``create_async_engine``."""
+    def engine_options(self, url: URL, *, test_database: bool = False) -> dict[str, Any]:
+        """Return keyword arguments for ``create_async_engine`` (``test_database``: for the
+        engines tests use, which may trade durability for speed)."""
         return {}
 
     def shared_engine_options(self) -> dict[str, Any]:

@@ -392,7 +392,7 @@ class SQLiteBackend(Backend):
         return self.is_persistent(engine_url) and \
             engine_url.drivername == f"sqlite+{sqlite_inline.DRIVER}"
 
-    def engine_options(self, url: URL) -> dict[str, Any]:
+    def engine_options(self, url: URL, *, test_database: bool = False) -> dict[str, Any]:
         """SQLite's ``timeout`` is how long a writer waits for a lock: our lock timeout.
 
         SQLite waits (its busy handler) only where waiting can succeed; see

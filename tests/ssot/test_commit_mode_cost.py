@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.leftovers import LeftoverRowsWarning
 from tests.ssot.test_sessions import User
-from tests.support import (count_rows, count_rows_sync, problems, run_case, separate_connection,
-                           skip_unless_backend)
+from tests.support import (backend_name, count_rows, count_rows_sync, problems, run_case,
+                           separate_connection, skip_unless_backend)
 
 
 def counting(engine) -> dict:
@@ -330,3 +330,29 @@ class TestOneStatementWithoutTransaction(unittest.TestCase):
         self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertEqual(seen["test_2_users"], [], "one DELETE, then the leftover count")
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
+class TestCommitsDoNotWaitForTheDisk(unittest.TestCase):
+    """A test database's commits return before they reach the disk, on both backends;
+    connections the framework did not make keep the server's own setting."""
+
+    def test_the_test_connections_skip_the_flush_and_others_keep_it(self):
+        postgresql = backend_name() == "postgresql"
+        read = "SHOW synchronous_commit" if postgresql else "PRAGMA synchronous"
+        seen = {}
+
+        class Reads(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_reads(self):
+                seen["ours"] = (await self.session.execute(text(read))).scalar_one()
+                await self.session.commit()
+                if postgresql:
+                    async with separate_connection(self.engine.url) as other:
+                        seen["other"] = (await other.execute(text(read))).scalar_one()
+
+        result = run_case(Reads)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["ours"], "off" if postgresql else 0)
+        if postgresql:
+            self.assertNotEqual(seen["other"], "off", "the server's setting, unchanged")
