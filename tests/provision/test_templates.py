@@ -11,17 +11,21 @@ import unittest
 from pathlib import Path
 
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import make_url
 
 from test_framework.backends import backend_for
-from test_framework.config import project_settings
+from test_framework.config import Setting, project_settings
 from test_framework.provision.templates import TEMPLATE_PREFIX
 from tests.support import separate_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_child(table: str, *extra: str, prefix: list[str] = ()) -> subprocess.Popen:
+def start_child(table: str, *extra: str, prefix: list[str] = (),
+                url: str | None = None) -> subprocess.Popen:
     env = dict(os.environ, TEST_FRAMEWORK_LOG_LEVEL="INFO")
+    if url is not None:
+        env["TEST_DATABASE_URL"] = url
     return subprocess.Popen([*prefix, sys.executable, "-m", "tests.provision.child", table,
                              *extra],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -42,6 +46,21 @@ async def columns_in(url, table: str) -> list[str]:
     async with separate_connection(url) as connection:
         return await connection.run_sync(
             lambda sync: [c["name"] for c in sa_inspect(sync).get_columns(table)])
+
+
+def private_name_url() -> str:
+    """The test database URL with a database name no other test or run uses."""
+    url = make_url(project_settings().database_url.value or "sqlite+aiosqlite:///x.db")
+    stem = f"tpl{secrets.token_hex(3)}"
+    url = url.set(database=f"{stem}.db" if url.get_backend_name() == "sqlite" else stem)
+    return url.render_as_string(hide_password=False)
+
+
+async def drop_named(backend) -> None:
+    """Drop every database and template made for ``backend``'s database name."""
+    for record in await backend.list_databases():
+        if f"_{backend.stem}_" in record.name:
+            await backend.drop_database(record.url)
 
 
 class DropsNewTemplates(unittest.TestCase):
@@ -73,19 +92,28 @@ class DropsNewTemplates(unittest.TestCase):
 
 class TestTemplates(DropsNewTemplates):
     def test_each_schema_keeps_its_template_and_both_start_warm(self):
-        """Same table names, other columns (two branches, two model modules): two templates."""
-        before = asyncio.run(self.template_names())
-        _, first = finish(start_child(self.table))
-        _, second = finish(start_child(self.table))
+        """Same table names, other columns (two branches, two model modules): two templates.
+
+        Under a database name of its own: the server keeps at most ``MAX_TEMPLATES``
+        per name, least recently used first out, and a suite on this server may fill
+        the cap for the project's name with templates used after this test's first.
+        """
+        url = private_name_url()
+        self.backend = backend_for(Setting(url, "test"))  # the family's names use its name
+        self.addCleanup(lambda: asyncio.run(drop_named(self.backend)))
+        _, first = finish(start_child(self.table, url=url))
+        _, second = finish(start_child(self.table, url=url))
         self.assertEqual((templates_built(first), templates_built(second)), (1, 0))
-        built = {n for n in asyncio.run(self.template_names()) - before if self.table_family(n)}
-        _, third = finish(start_child(self.table, "--extra-column"))
-        after = {n for n in asyncio.run(self.template_names()) - before if self.table_family(n)}
+        built = {n for n in asyncio.run(self.template_names()) if self.table_family(n)}
+        _, third = finish(start_child(self.table, "--extra-column", url=url))
+        after = {n for n in asyncio.run(self.template_names()) if self.table_family(n)}
         self.assertEqual(templates_built(third), 1)
         self.assertEqual(len(built), 1)
-        self.assertEqual(len(after), 2, "the other schema's template stays")
-        _, warm_a = finish(start_child(self.table))
-        _, warm_b = finish(start_child(self.table, "--extra-column"))
+        self.assertEqual(len(after), 2, "the other schema's template stays; the third run "
+                         "said: " + " | ".join(line for line in third.splitlines()
+                                               if "template" in line))
+        _, warm_a = finish(start_child(self.table, url=url))
+        _, warm_b = finish(start_child(self.table, "--extra-column", url=url))
         self.assertEqual((templates_built(warm_a), templates_built(warm_b)), (0, 0))
         new = (after - built).pop()
         template_url = self.backend.database_url(new, kept=True)
