@@ -27,16 +27,14 @@ StatementListener = Callable[[str, object], None]
 
 def create_engine(backend: Backend, url: URL, *, search_path: str | None = None,
                   on_statement: StatementListener | None = None,
-                  one_connection: bool = False, shared: bool = False) -> AsyncEngine:
+                  shared: bool = False) -> AsyncEngine:
     """Create an engine for ``url`` with the backend's hooks and our statement listener.
 
     ``search_path`` makes its connections work in a run's own schema;
-    ``one_connection`` says its class holds one connection (rollback isolation),
-    which lets the backend pick a driver that runs on the loop's own thread.
     ``shared``: class after class uses the engine (``ssot/shared_engines.py``);
     the backend says how its pool hands connections on.
     """
-    url = backend.engine_url(url, one_connection=one_connection)
+    url = backend.engine_url(url)
     options = backend.engine_options(url, test_database=True)
     if shared:
         options = {**options, **backend.shared_engine_options()}

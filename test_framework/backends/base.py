@@ -292,12 +292,8 @@ class Backend:
 
     # -- connections ----------------------------------------------------------------
 
-    def engine_url(self, url: URL, *, one_connection: bool = False) -> URL:
-        """Return the URL to build an engine on: ``url``, or another driver for it.
-
-        ``one_connection``: the engine serves one connection its class holds
-        (rollback isolation), so a driver may run on the loop's own thread.
-        """
+    def engine_url(self, url: URL) -> URL:
+        """Return the URL to build a test engine on: ``url``, or another driver for it."""
         return url
 
     def engine_options(self, url: URL, *, test_database: bool = False) -> dict[str, Any]:
@@ -310,8 +306,9 @@ class Backend:
         returned last, so the next class finds it warm (a connect costs round trips)."""
         return {"pool_use_lifo": True}
 
-    def can_share_engine(self, engine_url: URL) -> bool:
+    def can_share_engine(self, engine_url: URL, *, one_connection: bool) -> bool:
         """May one engine on ``engine_url`` serve test class after test class?
+        (``one_connection``: each class holds one connection of it, rollback isolation.)
 
         Its database must outlive its connections, and its driver must start
         no thread that would keep the process alive until the engine is

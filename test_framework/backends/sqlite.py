@@ -19,12 +19,13 @@ Two driver quirks are handled here and nowhere else:
 Commits do not wait for the disk (``synchronous=OFF``): the files are
 throwaway, and a crash loses nothing a test needs.
 
-An engine whose class holds one connection (rollback isolation) drives
-sqlite3 on the event loop's thread instead (``sqlite_inline.py``, about 3x
-faster per test); ``TEST_FRAMEWORK_SQLITE_DRIVER=aiosqlite`` keeps aiosqlite
-there too. Engines that other connections share keep aiosqlite: SQLite's
-busy wait would block the loop while the lock's holder, on the same loop,
-could never release it.
+Test engines drive sqlite3 on the event loop's thread instead
+(``sqlite_inline.py``, about 3x faster per test);
+``TEST_FRAMEWORK_SQLITE_DRIVER=aiosqlite`` keeps aiosqlite's worker thread.
+On the loop's thread SQLite's own busy wait is short (``BUSY_WAIT``), and a
+writer waiting for another connection's lock (in commit mode, perhaps a task
+of the same test, on the same loop) waits on the loop instead, so the holder
+can commit meanwhile.
 """
 
 from __future__ import annotations
@@ -376,9 +377,9 @@ class SQLiteBackend(Backend):
             return "; ".join(described) or None
         return await connection.run_sync(check)
 
-    def engine_url(self, url: URL, *, one_connection: bool = False) -> URL:
-        """The inline driver for an engine whose class holds one connection, if chosen."""
-        if one_connection and project_settings().sqlite_driver.value == sqlite_inline.DRIVER:
+    def engine_url(self, url: URL) -> URL:
+        """The inline driver for a test engine, unless aiosqlite is chosen."""
+        if project_settings().sqlite_driver.value == sqlite_inline.DRIVER:
             return url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
         return url
 
@@ -387,9 +388,11 @@ class SQLiteBackend(Backend):
         takes with it the pragmas a test set (they outlive a rollback)."""
         return {"poolclass": NullPool}
 
-    def can_share_engine(self, engine_url: URL) -> bool:
-        """Only the inline driver: aiosqlite runs each connection on a non-daemon thread."""
-        return self.is_persistent(engine_url) and \
+    def can_share_engine(self, engine_url: URL, *, one_connection: bool) -> bool:
+        """Only the inline driver (aiosqlite runs each connection on a non-daemon thread),
+        and for one connection a class: other modes open connections test by test, which
+        a pool of the class's own keeps open (the shared engine has none)."""
+        return one_connection and self.is_persistent(engine_url) and \
             engine_url.drivername == f"sqlite+{sqlite_inline.DRIVER}"
 
     def engine_options(self, url: URL, *, test_database: bool = False) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def begin_before_write(connection, statement: str, context, *, lock_timeout: flo
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     except OperationalError as exc:
         if "database is locked" in str(exc.orig) and \
-                _begin_on_the_loop(connection, started + lock_timeout - busy_wait):
+                _begin_on_the_loop(connection, started + lock_timeout):
             return
         if "database is locked" in str(exc.orig):
             exc.add_note(

@@ -1,10 +1,9 @@
-"""SQLite driven on the event loop's own thread: the driver of rollback-mode engines.
+"""SQLite driven on the event loop's own thread: the driver of test engines.
 
 aiosqlite runs every statement on a worker thread and hands the answer back
 to the loop: about 21 thread hops per rollback-mode test, 1.1-1.4 ms of the
-~3 ms such a test cost. A rollback-mode class holds one connection to a
-local file, and the loop has nothing to do while that connection works, so
-a worker thread buys nothing there. ``sqlite+inline`` is SQLAlchemy's
+~3 ms such a test cost. A test database is a local file, and the loop has
+nothing to do while a statement on it works, so a worker thread buys nothing. ``sqlite+inline`` is SQLAlchemy's
 pysqlite dialect marked ``is_async``: an ``AsyncEngine`` asks only for that,
 and the sync code inside ``greenlet_spawn`` calls ``sqlite3`` directly.
 

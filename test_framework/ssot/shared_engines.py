@@ -41,16 +41,16 @@ _engines_loop: asyncio.AbstractEventLoop | None = None  # the loop their connect
 def engine_for(backend: Backend, url: URL, *, search_path: str | None,
                one_connection: bool, private: bool) -> tuple[AsyncEngine, bool]:
     """Return an engine for ``url`` and whether it is shared (the caller must not dispose it)."""
-    engine_url = backend.engine_url(url, one_connection=one_connection)
-    if private or not backend.can_share_engine(engine_url):
-        return create_engine(backend, url, search_path=search_path, on_statement=count_statement,
-                             one_connection=one_connection), False
+    engine_url = backend.engine_url(url)
+    if private or not backend.can_share_engine(engine_url, one_connection=one_connection):
+        return create_engine(backend, url, search_path=search_path,
+                             on_statement=count_statement), False
     _forget_other_loops()
     key = (engine_url.render_as_string(hide_password=False), search_path, one_connection)
     if key in _engines:
         return _engines[key][0], True
     engine = create_engine(backend, url, search_path=search_path, on_statement=count_statement,
-                           one_connection=one_connection, shared=True)
+                           shared=True)
     _engines[key] = engine, backend
     if dispose_shared_engines not in shared_runner().closing:
         shared_runner().closing.append(dispose_shared_engines)
@@ -81,10 +81,11 @@ async def hand_over(engine: AsyncEngine, backend: Backend, bound: float) -> None
     cannot be reached, or does not answer within ``bound``, the pool is
     dropped and reported: the next class connects anew.
     """
+    idle = getattr(engine.sync_engine.pool, "checkedin", None)  # a NullPool keeps none
     connections = []
     try:
         async with asyncio.timeout(bound):
-            for _ in range(engine.sync_engine.pool.checkedin()):
+            for _ in range(idle() if idle is not None else 0):
                 connections.append(await engine.connect())
             for connection in connections:
                 try:

@@ -1,4 +1,4 @@
-"""The inline SQLite driver: rollback-mode engines run sqlite3 on the loop's own thread.
+"""The inline SQLite driver: test engines run sqlite3 on the loop's own thread.
 
 What aiosqlite did must still hold: the framework's BEGIN handling, foreign
 keys, the driver-connection calls tests make, a lock wait that lets the
@@ -68,10 +68,13 @@ class TestDriverChoice(unittest.TestCase):
         self.assertEqual(seen["foreign keys"], 1)
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0, "rolled back")
 
-    def test_commit_class_keeps_aiosqlite(self):
+    def test_commit_class_runs_inline_and_its_rows_are_committed_then_deleted(self):
         seen, result = _drivers_of("commit")
         self.assertTrue(result.wasSuccessful(), problems(result))
-        self.assertEqual(seen["driver"], "aiosqlite")
+        self.assertEqual(seen["driver"], "inline")
+        self.assertEqual(seen["read back"], "inline@example.com")
+        self.assertEqual(seen["foreign keys"], 1)
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0, "deleted by cleanup")
 
     def test_in_memory_database_runs_inline(self):
         seen, result = _drivers_of("rollback", database_url="sqlite+aiosqlite://")
