@@ -206,8 +206,10 @@ def class_folder(test_class: type) -> Path:
     return Path(file).resolve().parent if file else Path.cwd()
 
 
+@functools.lru_cache(maxsize=256)
 def project_root(folder: Path) -> Path:
-    """The nearest folder at or above ``folder`` with setup.cfg or pyproject.toml."""
+    """The nearest folder at or above ``folder`` with setup.cfg or pyproject.toml (looked
+    up once per folder and process: each test class asks)."""
     for candidate in (folder, *folder.parents):
         if any((candidate / marker).is_file() for marker in PROJECT_MARKERS):
             return candidate

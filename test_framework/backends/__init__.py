@@ -7,6 +7,7 @@ that names the value, where it came from and the fix.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 
@@ -61,7 +62,7 @@ def backend_for(setting: Setting, *, timeouts: Timeouts | None = None) -> Backen
         fixed = mask_url(url.set(drivername=f"{name}+{backend_class.driver}"))
         raise ConfigurationError(
             f"{where}, {kind}; the framework runs on asyncio: use {fixed!r}")
-    if importlib.util.find_spec(backend_class.driver) is None:
+    if not _installed(backend_class.driver):
         package = (f"'test_framework[{backend_class.extra}]'" if backend_class.extra
                    else backend_class.driver)
         raise ConfigurationError(
@@ -121,9 +122,16 @@ def backend_class_for_url(url: URL) -> type[Backend]:
     return _load(name)
 
 
+@functools.cache
 def _load(name: str) -> type[Backend]:
     module_name, _, class_name = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+@functools.cache
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be imported; asked once per process (each class asked twice)."""
+    return importlib.util.find_spec(package) is not None
 
 
 def guard_connection(backend_class: type[Backend], dbapi_connection, info: dict,

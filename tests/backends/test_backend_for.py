@@ -58,6 +58,9 @@ class TestBackendFor(unittest.TestCase):
         self.assertNotIn("hunter2", str(caught.exception))
 
     def test_missing_driver_names_the_extra(self):
+        from test_framework import backends
+        backends._installed.cache_clear()  # asked once per process: ask again, hidden
+        self.addCleanup(backends._installed.cache_clear)
         real_find_spec = __import__("importlib.util").util.find_spec
         hide = lambda name, *a: None if name == "asyncpg" else real_find_spec(name, *a)
         with mock.patch("importlib.util.find_spec", hide):

@@ -34,7 +34,8 @@ from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_c
 
 logger = get_logger(__name__)
 TEST_SAVEPOINT = "tf_test"  # the savepoint every rollback-mode test of a class goes back to
-DEFERRABLE_KEY = "tf_deferrable_constraints"  # in connection.info: per model set, any there?
+# Per engine, then per model set: does the database have deferrable constraints?
+_deferrable_answers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class RollbackIsolation(Isolation):
@@ -82,15 +83,16 @@ class RollbackIsolation(Isolation):
         return self._sessions(helper_options, base=TEST_SAVEPOINT)
 
     async def _has_deferrable_constraints(self) -> bool:
-        """Asked once per connection and model set: the classes sharing an engine hand the
-        connection on, and another model set may have added tables to the database since."""
+        """Asked once per engine and model set: the classes sharing an engine ask once
+        (on SQLite each class opens its own connection), and another model set may
+        have added tables to the database since."""
         metadata = self.settings.metadata
-        answers = self._connection.info.setdefault(DEFERRABLE_KEY, weakref.WeakKeyDictionary())
-        if metadata is None or metadata not in answers:
-            answer = await self.backend.has_deferrable_constraints(self._connection)
-            if metadata is None:
-                return answer
-            answers[metadata] = answer
+        if metadata is None:
+            return await self.backend.has_deferrable_constraints(self._connection)
+        answers = _deferrable_answers.setdefault(self.engine.sync_engine,
+                                                 weakref.WeakKeyDictionary())
+        if metadata not in answers:
+            answers[metadata] = await self.backend.has_deferrable_constraints(self._connection)
         return answers[metadata]
 
     async def _connect(self) -> None:
