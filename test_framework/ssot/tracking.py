@@ -13,10 +13,11 @@ session, not only through ``AsyncTestDatabase``, keep the record right.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Table, and_, event, or_
+from sqlalchemy import Table, and_, bindparam, event, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.schema import sort_tables
@@ -75,12 +76,16 @@ class RowTracker:
         for row in self._committed + self.pending_rows:
             by_table[row.table].append(row.key)
         self.forget_all()
-        for table in reversed(sort_tables(by_table)):
+        for table in reversed(sort_tables(by_table)) if len(by_table) > 1 else by_table:
             keys = by_table[table]
             step = _batch(table)
             for start in range(0, len(keys), step):
-                await self._session.execute(
-                    table.delete().where(_key_filter(table, keys[start:start + step])))
+                batch = keys[start:start + step]
+                if len(table.primary_key.columns) == 1:  # one statement per table, built once
+                    await self._session.execute(_delete_by_key(table),
+                                                {"keys": [key[0] for key in batch]})
+                else:
+                    await self._session.execute(table.delete().where(_key_filter(table, batch)))
 
     def close(self) -> None:
         """Stop listening to the session's events (the record itself is kept)."""
@@ -138,10 +143,15 @@ def _batch(table: Table) -> int:
     return max(1, DELETE_BATCH_PARAMETERS // len(table.primary_key.columns))
 
 
+@functools.lru_cache(maxsize=512)
+def _delete_by_key(table: Table):
+    """``DELETE ... WHERE pk IN (:keys)`` for a one-column key; ``keys`` expands per call."""
+    column, = table.primary_key.columns
+    return table.delete().where(column.in_(bindparam("keys", expanding=True)))
+
+
 def _key_filter(table: Table, keys: list[tuple]):
-    """Build ``pk IN (...)``, or an OR of ANDs for composite primary keys."""
+    """An OR of ANDs naming ``keys`` of a composite primary key."""
     columns = list(table.primary_key.columns)
-    if len(columns) == 1:
-        return columns[0].in_([key[0] for key in keys])
     return or_(*(and_(*(column == value for column, value in zip(columns, key)))
                  for key in keys))

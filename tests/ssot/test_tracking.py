@@ -1,8 +1,9 @@
 """Tracked rows are deleted children-first, and only if the test really made them."""
 
+import asyncio
 import unittest
 
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, text
 
 from test_framework import SSotAsyncTestCase
 from tests.support import (count_rows, count_rows_sync, problems, run_case,
@@ -28,6 +29,42 @@ class TestForeignKeyOrder(unittest.TestCase):
         self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertEqual(count_rows_sync(seen["url"], "threads"), 0)
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
+MEMBERSHIPS = MetaData()
+Table("memberships", MEMBERSHIPS, Column("team", String(20), primary_key=True),
+      Column("member", Integer, primary_key=True))
+
+
+class TestCompositeKeys(unittest.TestCase):
+    def test_rows_with_a_two_column_key_are_deleted_and_no_other(self):
+        """Each tracked row by its whole key: a row sharing one part of it stays."""
+        seen = {}
+
+        class Memberships(SSotAsyncTestCase):
+            isolation = "commit"
+            metadata = MEMBERSHIPS
+            leftover_rows = "ignore"
+
+            async def test_members(self):
+                seen["url"] = self.engine.url
+                for team, member in (("red", 1), ("red", 2), ("blue", 1)):
+                    await self.db.create("memberships", {"team": team, "member": member})
+                async with separate_connection(self.engine.url) as other:  # not the test's
+                    await other.execute(text(
+                        "INSERT INTO memberships (team, member) VALUES ('blue', 2)"))
+
+        result = run_case(Memberships)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(count_rows_sync(seen["url"], "memberships"), 1)
+        self.assertEqual(count_rows_sync(seen["url"], "memberships",
+                                         "team = 'blue' AND member = 2"), 1)
+        asyncio.run(_delete_memberships(seen["url"]))
+
+
+async def _delete_memberships(url) -> None:
+    async with separate_connection(url) as connection:
+        await connection.execute(text("DELETE FROM memberships"))
 
 
 class TestTransactionAwareTracking(SSotAsyncTestCase):
