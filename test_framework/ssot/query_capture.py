@@ -32,7 +32,7 @@ import unittest
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from test_framework.config import Setting, class_setting, class_switch
+from test_framework.config import ClassSettings, Setting
 from test_framework.errors import TestFrameworkError
 from test_framework.log import mask_secrets
 from test_framework.ssot.metrics import BOOKKEEPING, TestMetrics
@@ -219,7 +219,7 @@ class QueryAssertions:
     def __init_subclass__(cls, **kwargs) -> None:
         """Wrap each test of a class with ``query_snapshots = True`` (``ssot/query_snapshots.py``)."""
         super().__init_subclass__(**kwargs)
-        if class_switch(cls, "query_snapshots", False).value:
+        if ClassSettings(cls).query_snapshots.value:
             snapshot_test_methods(cls)
 
     def capture_queries(self) -> QueryCapture:
@@ -243,7 +243,7 @@ class QueryAssertions:
         """Return a context that fails if a reading statement shape runs more than
         ``threshold`` times inside it (default: the class's ``n_plus_one_threshold``)."""
         if threshold is None:
-            limit = class_setting(type(self), "n_plus_one_threshold")
+            limit = ClassSettings(type(self)).n_plus_one_threshold
         else:
             _check_count(f"assertNoNPlusOne({threshold!r})", threshold, "assertNoNPlusOne(3)")
             limit = Setting(threshold, "the assertNoNPlusOne() argument")
@@ -254,10 +254,11 @@ class QueryAssertions:
         """Start the test's N+1 detector, as its class's settings say; check it at cleanup."""
         metrics = self._ssot_capturing_metrics("the N+1 detector")
         metrics.dialect = self.engine.dialect.name
-        policy = class_setting(type(self), "n_plus_one")
+        settings = ClassSettings(type(self))
+        policy = settings.n_plus_one
         if policy.value == "ignore":
             return
-        threshold = class_setting(type(self), "n_plus_one_threshold")
+        threshold = settings.n_plus_one_threshold
         counter = ShapeCounter()
         metrics.counters.append(counter)
         self.addCleanup(self._ssot_report_repeats, counter, policy, threshold)

@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from test_framework.config import class_folder, project_settings
+from test_framework.config import ClassSettings, class_folder, project_settings
 from test_framework.errors import TestFrameworkError
 from test_framework.ssot.n_plus_one import shown_path
 
@@ -73,7 +73,7 @@ def _recording(method: Callable, name: str | None, *, always: bool) -> Callable:
             "directly above the method, below other decorators")
 
     def wanted(test) -> bool:
-        return always or bool(getattr(type(test), "query_snapshots", False))
+        return always or ClassSettings(type(test)).query_snapshots.value
 
     if inspect.iscoroutinefunction(method):
         @functools.wraps(method)

@@ -490,9 +490,13 @@ class TestQuerySnapshots(unittest.TestCase):
         class NotRecorded(Recorded):
             query_snapshots = False
 
-        result, written = run_recording_snapshots(place.adopt(NotRecorded))
-        self.assertTrue(result.wasSuccessful(), problems(result))
-        self.assertEqual((written, place.files()), ([], {}))
+        class NotRecordedInWords(Recorded):  # read as every yes/no setting is, not truthiness
+            query_snapshots = "false"
+
+        for subclass in (NotRecorded, NotRecordedInWords):
+            result, written = run_recording_snapshots(place.adopt(subclass))
+            self.assertTrue(result.wasSuccessful(), problems(result))
+            self.assertEqual((written, place.files()), ([], {}), subclass.__name__)
         result, written = run_recording_snapshots(place.adopt(Recorded))
         self.assertTrue(result.wasSuccessful(), problems(result))
         [(name, lines)] = place.files().items()
