@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import weakref
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, TypeDecorator
@@ -57,7 +58,9 @@ def _project_of(project: str | None) -> str:
 
 
 class MetadataSchema(SchemaSource):
-    _fingerprints: dict[tuple[int, str], str] = {}
+    # Per MetaData object (weakly: ``id()`` is reused once an object is freed), then per
+    # dialect and shape (a table added since is a new entry).
+    _fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __init__(self, metadata: MetaData, *, project: str | None = None) -> None:
         self.metadata = metadata
@@ -67,12 +70,16 @@ class MetadataSchema(SchemaSource):
     def fingerprint(self, dialect) -> str:
         """Hash the DDL the dialect would emit, so any column or index change shows.
 
-        Cached per MetaData object and dialect: every class of a suite asks.
+        Cached per MetaData object, dialect and shape (every class of a suite
+        asks): models imported after a first class ran add tables to the same
+        MetaData, and a model set made in a function may be freed and another
+        made at its address.
         """
-        key = (id(self.metadata), dialect.name)
-        if key not in self._fingerprints:
-            self._fingerprints[key] = self._ddl_digest(dialect)
-        return self._fingerprints[key]
+        cached = self._fingerprints.setdefault(self.metadata, {})
+        key = (dialect.name, _shape(self.metadata))
+        if key not in cached:
+            cached[key] = self._ddl_digest(dialect)
+        return cached[key]
 
     def _ddl_digest(self, dialect) -> str:
         """Hash the DDL as ``build`` emits it: big integer keys as their variants."""
@@ -253,6 +260,12 @@ def table_ddl(metadata: MetaData, dialect) -> dict[str, str]:
 def ddl_digest(metadata: MetaData, dialect) -> str:
     """Hash the DDL of every table and index, as ``dialect`` would emit it."""
     return _digest("\n".join(table_ddl(metadata, dialect).values()))
+
+
+def _shape(metadata: MetaData) -> tuple:
+    """What a change to a MetaData's tables changes, read without compiling any DDL."""
+    return tuple((table.fullname, tuple(table.columns.keys()), len(table.constraints),
+                  len(table.indexes)) for table in metadata.tables.values())
 
 
 def _digest(text: str) -> str:

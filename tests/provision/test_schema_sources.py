@@ -8,13 +8,13 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, text
 from sqlalchemy.engine import make_url
 
 from test_framework import SSotAsyncTestCase
 from test_framework.backends import backend_for
 from test_framework.config import project_settings
-from test_framework.provision.schema import AlembicSchema, SqlFileSchema
+from test_framework.provision.schema import AlembicSchema, MetadataSchema, SqlFileSchema
 from test_framework.provision.templates import template_name
 from tests.support import postgres_url_from_env, problems, run_case, separate_connection
 
@@ -311,3 +311,65 @@ class TestLeftoversWhateverTheSource(unittest.TestCase):
         found = [str(w.message) for w in caught if issubclass(w.category, LeftoverRowsWarning)]
         self.assertEqual(len(found), 1, found)
         self.assertIn("accounts +1", found[0])
+
+
+class TestMetadataFingerprint(unittest.TestCase):
+    """A metadata's fingerprint follows its content, however MetaData objects come and go."""
+
+    def test_a_new_metadata_at_a_freed_ones_address_gets_its_own_fingerprint(self):
+        """CPython reuses a freed object's address, so ``id()`` names the object only
+        while it lives: a model set built in a function, dropped, then another built,
+        must not be given the first one's template."""
+        dialect = backend_for(project_settings().database_url).dialect
+        seen = {}
+        for attempt in range(200):  # until an address is reused (at once, in practice)
+            plain = MetadataSchema(_one_table(extra=False))
+            seen[id(plain.metadata)] = plain.fingerprint(dialect)
+            del plain
+            wider = MetadataSchema(_one_table(extra=True))
+            if id(wider.metadata) in seen:
+                self.assertNotEqual(wider.fingerprint(dialect), seen[id(wider.metadata)])
+                return
+        self.skipTest("no address was reused in 200 tries on this interpreter")
+
+    def test_a_table_added_later_changes_the_fingerprint(self):
+        """Models imported after a first class ran add tables to the same MetaData."""
+        dialect = backend_for(project_settings().database_url).dialect
+        metadata = _one_table(extra=False)
+        before = MetadataSchema(metadata).fingerprint(dialect)
+        Table("later", metadata, Column("id", Integer, primary_key=True))
+        self.assertNotEqual(MetadataSchema(metadata).fingerprint(dialect), before)
+
+
+class TestModelsImportedLater(unittest.TestCase):
+    def test_a_class_after_the_metadata_gained_a_table_finds_it(self):
+        """A model module imported by a later test adds a table to the same MetaData:
+        the next class's database has it."""
+        metadata = _one_table(extra=False)
+        seen = []
+
+        class Uses(SSotAsyncTestCase):
+            async def test_tables(self):
+                seen.append((await self.db.table_exists("things"),
+                             await self.db.table_exists("later_things")))
+
+        Uses.metadata = metadata
+        first = run_case(Uses)
+        Table("later_things", metadata, Column("id", Integer, primary_key=True))
+
+        class UsesAgain(Uses):
+            pass
+
+        second = run_case(UsesAgain)
+        self.assertTrue(first.wasSuccessful() and second.wasSuccessful(),
+                        problems(first) + problems(second))
+        self.assertEqual(seen, [(True, False), (True, True)])
+
+
+def _one_table(*, extra: bool) -> MetaData:
+    metadata = MetaData()
+    columns = [Column("id", Integer, primary_key=True)]
+    if extra:
+        columns.append(Column("extra", String(20)))
+    Table("things", metadata, *columns)
+    return metadata
