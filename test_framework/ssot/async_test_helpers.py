@@ -140,12 +140,12 @@ class AsyncTestDatabase:
             statement, params = insert(target).values(values).returning(*target.c), None
         else:  # one statement per table, built once: values go as parameters
             statement, params = _insert_returning(target), values
-        if only and self._without_transaction is not None \
-                and not self.session.in_transaction():
-            async with self._alone_if(True) as committed_at_once:
+        committed_at_once = only and self._can_go_alone()
+        if committed_at_once:  # no context manager on the common path: it costs each call
+            async with self._alone():
                 row = (await self._execute(statement, params)).one()
         else:
-            row, committed_at_once = (await self._execute(statement, params)).one(), False
+            row = (await self._execute(statement, params)).one()
         if self.delete_rows_on_cleanup:
             key = tuple(row._mapping[column.name] for column in target.primary_key.columns)
             self._tracker.track(target, key, committed=committed_at_once)
@@ -275,10 +275,9 @@ class AsyncTestDatabase:
         a first attempt that was rolled back; track them once more.
         """
         try:
-            alone = self._without_transaction is not None and not self.session.in_transaction() \
-                and deletes_in_one_statement(rows)
+            alone = deletes_in_one_statement(rows) and self._can_go_alone()
             connection = await self.session.connection()
-            async with self._alone_if(alone):
+            async with self._alone() if alone else contextlib.nullcontext():
                 if rows:
                     await require_test_connection(connection, "delete rows from")
                     for row in rows if again else ():
@@ -318,8 +317,8 @@ class AsyncTestDatabase:
         """
         began = not self.session.in_transaction()
         try:
-            if began and not write and self._without_transaction is not None:
-                async with self._alone_if(True):  # writes decide per statement
+            if not write and self._can_go_alone():  # writes decide per statement
+                async with self._alone():
                     yield
             else:
                 yield
@@ -336,20 +335,23 @@ class AsyncTestDatabase:
             await self.session.commit()
             self._autobegun = None
 
-    @contextlib.asynccontextmanager
-    async def _alone_if(self, alone: bool):
-        """Run what would be one statement in a transaction of its own without one, if
-        the backend saves by it (``without_transaction``) and nothing pending would be
-        flushed: a flush of several rows must stay one transaction. Yields whether
-        it does (what it writes is then committed at once)."""
+    def _can_go_alone(self) -> bool:
+        """Whether one statement that would begin and commit a transaction of its own may
+        run without one: the backend saves by it (``without_transaction``), no
+        transaction is open, and nothing pending would be flushed (a flush of several
+        rows must stay one transaction)."""
         session = self.session
-        if not alone or not self.autocommit or self._transactions or self.hold_read_transactions \
-                or session.new or session.dirty or session.deleted:
-            yield False
-            return
-        raw = await (await session.connection()).get_raw_connection()
+        return (self._without_transaction is not None and self.autocommit
+                and not self._transactions and not self.hold_read_transactions
+                and not session.in_transaction()
+                and not (session.new or session.dirty or session.deleted))
+
+    @contextlib.asynccontextmanager
+    async def _alone(self):
+        """Run what follows without a transaction (what it writes is committed at once)."""
+        raw = await (await self.session.connection()).get_raw_connection()
         with self._without_transaction(raw.dbapi_connection):
-            yield True
+            yield
 
     def _owns_transaction(self) -> bool:
         current = self.session.sync_session.get_transaction()

@@ -76,16 +76,11 @@ class RowTracker:
         for row in self._committed + self.pending_rows:
             by_table[row.table].append(row.key)
         self.forget_all()
-        for table in reversed(sort_tables(by_table)) if len(by_table) > 1 else by_table:
+        for table in reversed(sort_tables(by_table)):
             keys = by_table[table]
             step = _batch(table)
             for start in range(0, len(keys), step):
-                batch = keys[start:start + step]
-                if len(table.primary_key.columns) == 1:  # one statement per table, built once
-                    await self._session.execute(_delete_by_key(table),
-                                                {"keys": [key[0] for key in batch]})
-                else:
-                    await self._session.execute(table.delete().where(_key_filter(table, batch)))
+                await self._session.execute(*_deleting(table, keys[start:start + step]))
 
     def close(self) -> None:
         """Stop listening to the session's events (the record itself is kept)."""
@@ -143,15 +138,18 @@ def _batch(table: Table) -> int:
     return max(1, DELETE_BATCH_PARAMETERS // len(table.primary_key.columns))
 
 
+def _deleting(table: Table, keys: list[tuple]) -> tuple:
+    """The DELETE of ``keys`` and its parameters: for a one-column key one statement per
+    table, built once, its list of keys bound per call; an OR of ANDs for a composite key."""
+    columns = list(table.primary_key.columns)
+    if len(columns) == 1:
+        return _delete_by_key(table), {"keys": [key[0] for key in keys]}
+    return table.delete().where(or_(*(and_(*(column == value for column, value in
+                                             zip(columns, key))) for key in keys))), None
+
+
 @functools.lru_cache(maxsize=512)
 def _delete_by_key(table: Table):
     """``DELETE ... WHERE pk IN (:keys)`` for a one-column key; ``keys`` expands per call."""
     column, = table.primary_key.columns
     return table.delete().where(column.in_(bindparam("keys", expanding=True)))
-
-
-def _key_filter(table: Table, keys: list[tuple]):
-    """An OR of ANDs naming ``keys`` of a composite primary key."""
-    columns = list(table.primary_key.columns)
-    return or_(*(and_(*(column == value for column, value in zip(columns, key)))
-                 for key in keys))
