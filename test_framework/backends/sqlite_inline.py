@@ -3,9 +3,10 @@
 aiosqlite runs every statement on a worker thread and hands the answer back
 to the loop: about 21 thread hops per rollback-mode test, 1.1-1.4 ms of the
 ~3 ms such a test cost. A test database is a local file, and the loop has
-nothing to do while a statement on it works, so a worker thread buys nothing. ``sqlite+inline`` is SQLAlchemy's
-pysqlite dialect marked ``is_async``: an ``AsyncEngine`` asks only for that,
-and the sync code inside ``greenlet_spawn`` calls ``sqlite3`` directly.
+nothing to do while a statement on it works, so a worker thread buys
+nothing. ``sqlite+inline`` is SQLAlchemy's pysqlite dialect marked
+``is_async``: an ``AsyncEngine`` asks only for that, and the sync code
+inside ``greenlet_spawn`` calls ``sqlite3`` directly.
 
 What callers used of aiosqlite works the same on both drivers, so no caller
 asks which one it has:
