@@ -73,3 +73,18 @@ def last_cause(exc: BaseException) -> BaseException:
         exc = exc.__cause__
     exc.__context__ = None
     return exc.with_traceback(None)
+
+
+def shown_alone(exc: BaseException) -> BaseException:
+    """Mark ``exc`` to be shown without frames (an error that stops the run says it all).
+
+    ``ClassRunner.run`` raises it again without the frames it gathered on the
+    loop: a first use of the database in a test's body would otherwise print
+    the frames of the portal that set it up.
+    """
+    exc._ssot_shown_alone = True
+    return exc
+
+
+def is_shown_alone(exc: BaseException) -> bool:
+    return getattr(exc, "_ssot_shown_alone", False)

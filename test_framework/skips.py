@@ -150,6 +150,11 @@ def early_skip_reason(test: unittest.TestCase) -> str | None:
     return None
 
 
+def needs_server(test_class: type) -> bool:
+    """Do the class's own conditions ask the server (a version or a check)?"""
+    return any(condition.needs_server for condition in _inherited(test_class))
+
+
 async def server_skip_reason(test_class: type, engine: AsyncEngine) -> str | None:
     """Why the class's server conditions skip its tests, or None (asked after set-up)."""
     for condition in _inherited(test_class):

@@ -18,13 +18,13 @@ class TestServerDown(unittest.TestCase):
             database_url = "postgresql+asyncpg://postgres:s3cret@127.0.0.1:1/app"
 
             async def test_a(self):
-                pass
+                await self.db.count_records("users")
 
             async def test_b(self):
-                pass
+                await self.db.count_records("users")
 
             async def test_c(self):
-                pass
+                await self.db.count_records("users")
 
         started = time.monotonic()
         result = run_case(Unreachable)

@@ -8,6 +8,7 @@ lets ``IsolatedAsyncioTestCase`` await them.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -33,12 +34,14 @@ from test_framework.ssot.awaited import UnawaitedCalls, watching
 from test_framework.ssot.class_loop import (cancel_leftover_tasks, current_runner,
                                            shared_runner)
 from test_framework.ssot.kept_failures import FailureWatch
+from test_framework.ssot.lazy_database import (has_set_up, may_wait_for_set_up,
+                                               must_set_up_first, set_up_now)
 from test_framework.ssot.legacy_helpers import LegacyHelpers
 from test_framework.ssot.query_capture import QueryAssertions
 from test_framework.ssot.sandbox import sandbox_for
 from test_framework.ssot.scope import TestScope
-from test_framework.ssot.stop_run import (STOPS_THE_RUN, check_settings, report_before_start,
-                                          stop, trimmed)
+from test_framework.ssot.stop_run import (check_settings, report_before_start, stop,
+                                          stopping_the_run)
 from test_framework.timing import NULL_TIMER, timer_for
 
 __unittest = True  # keep these frames out of users' failure tracebacks
@@ -96,6 +99,11 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             report_before_start(self, result, exc)
             return result
         self._ssot_unawaited = UnawaitedCalls(warnings_fail=self.fail_on_unawaited_coroutines)
+        # Until the class has set its database up, it is set up on first use (a portal
+        # lets that first use, a plain attribute read, await it: ssot/lazy_database.py).
+        lazy = self._ssot_lazy = not has_set_up(type(self)) and not must_set_up_first(type(self))
+        runner = shared_runner()
+        runner.with_portal = lazy
         # TEST_FRAMEWORK_KEEP_FAILED: teardown must know whether the test failed.
         watch = self._ssot_failures = FailureWatch(result) if (
             result is not None and project_settings().keep_failed.value) else None
@@ -110,6 +118,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             drop_databases_now()
             raise
         finally:
+            runner.with_portal = False
             current_test_id.reset(token)
             self._ssot_after_run()
             if getattr(self, "_ssot_stops_run", False):
@@ -136,11 +145,8 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         unawaited = getattr(self, "_ssot_unawaited", None)
         if unawaited is not None:  # first cleanup registered, so the last to run
             self.addCleanup(unawaited.check, self)
-        try:
+        with stopping_the_run(self):
             await self._ssot_set_up()
-        except STOPS_THE_RUN as exc:
-            self._ssot_stops_run = True
-            raise trimmed(exc)
 
     async def _ssot_set_up(self) -> None:
         configure_stderr_handler(run_setting("log_level").value)
@@ -153,7 +159,18 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         framework_logger.debug("start %s", self.id())
         self.setup_method(getattr(self, self._testMethodName, None))
         self._ssot_timer.lap("setup")
-        scope = self._ssot_scope = TestScope(self.id(), type(self), self._ssot_metrics)
+        self._ssot_scope = TestScope(self.id(), type(self), self._ssot_metrics)
+        if not (self._ssot_lazy and may_wait_for_set_up()):
+            await self._ssot_set_up_database()
+        self._ssot_timer.lap("setup")
+
+    async def _ssot_set_up_database(self) -> None:
+        """Provision (once per class), begin the test's isolation, make ``self.db`` and the rest.
+
+        In ``asyncSetUp``, or on the test's first use of its database (``__getattr__``).
+        """
+        shared_runner().with_portal = False  # the class has set up: its next tests do it eagerly
+        scope = self._ssot_scope
         sessions = await scope.open(
             tables=self.tables, provisioned=lambda: self._ssot_timer.lap("provisioning"),
             on_hold=lambda: self.addCleanup(self._ssot_release_left_open))
@@ -170,7 +187,32 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         skip_reason = await server_skip_reason(type(self), self.engine)
         if skip_reason:
             raise unittest.SkipTest(skip_reason)
-        self._ssot_timer.lap("setup")
+
+    def _ssot_set_up_on_first_use(self, first_use: str) -> None:
+        """Set the test's database up now, if it waits for its first use (``first_use``).
+
+        Two tasks of the test may use it first at once: the second waits for the
+        first's set-up (the set-up itself reads what it has made so far).
+        """
+        scope = self.__dict__.get("_ssot_scope")
+        if scope is None:
+            return
+        if scope.awaits_first_use:
+            with stopping_the_run(self):
+                set_up_now(self._ssot_set_up_lazily(), first_use=first_use)
+            return
+        setting_up = self.__dict__.get("_ssot_setting_up")
+        if setting_up is not None and setting_up[0] is not asyncio.current_task():
+            set_up_now(setting_up[1].wait(), first_use=first_use)
+
+    async def _ssot_set_up_lazily(self) -> None:
+        done = asyncio.Event()
+        self._ssot_setting_up = (asyncio.current_task(), done)
+        try:
+            await self._ssot_set_up_database()
+        finally:
+            self._ssot_setting_up = None
+            done.set()
 
     async def asyncTearDown(self) -> None:
         """Clean the test's data, release its sessions, then call ``teardown_method``."""
@@ -200,8 +242,12 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             self.run_async(self._ssot_release())
 
     def __getattr__(self, name: str):
-        """Explain the attributes asyncSetUp makes, when it did not run."""
+        """Set the database up on the test's first use; explain the attributes asyncSetUp
+        makes, when it did not run."""
         if name in SET_UP_ATTRIBUTES:
+            self._ssot_set_up_on_first_use(f"self.{name}")
+            if name in self.__dict__:
+                return self.__dict__[name]
             raise AttributeError(
                 f"self.{name} is made by the framework's asyncSetUp, which did not run for "
                 f"{self.id()}: an overriding asyncSetUp (or setUp in a sync class) must call "

@@ -29,7 +29,10 @@ import socket
 import sys
 import warnings
 
+import greenback
+
 from test_framework.config import project_settings
+from test_framework.errors import is_shown_alone
 from test_framework.interrupts import interrupt_running_statements
 from test_framework.log import get_logger
 from test_framework.provision import release_before_dropping
@@ -73,6 +76,28 @@ class ClassRunner:
             interrupt_running_statements()
             task.add_done_callback(_forget_outcome)
             raise
+        except Exception as exc:
+            if is_shown_alone(exc):
+                raise exc.with_traceback(None)
+            raise
+
+    @property
+    def with_portal(self) -> bool:
+        """Do new tasks get a greenback portal, so sync code in them may await?
+
+        On while a test may still set its database up on first use
+        (``ssot/lazy_database.py``): its own coroutines and the tasks it starts
+        then run with a portal. A task factory the test installed is left alone.
+        """
+        return self._loop.get_task_factory() is _task_with_portal
+
+    @with_portal.setter
+    def with_portal(self, on: bool) -> None:
+        factory = self._loop.get_task_factory()
+        if on and factory is None:
+            self._loop.set_task_factory(_task_with_portal)
+        elif not on and factory is _task_with_portal:
+            self._loop.set_task_factory(None)
 
     def close(self) -> None:
         """Cancel what is left, finish async generators and the executor, close the loop."""
@@ -144,6 +169,14 @@ class SignalWakeup:
             self._loop.remove_reader(self._reader.fileno())
         self._reader.close()
         self._writer.close()
+
+
+def _task_with_portal(loop: asyncio.AbstractEventLoop, coroutine, **options) -> asyncio.Task:
+    return asyncio.Task(greenback.with_portal_run(_itself, coroutine), loop=loop, **options)
+
+
+def _itself(coroutine):
+    return coroutine
 
 
 def _forget_outcome(task: asyncio.Task) -> None:

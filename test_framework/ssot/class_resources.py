@@ -36,7 +36,11 @@ INTERRUPTED_BOUND = 2.0  # seconds each release step may wait after Ctrl-C
 
 
 class ClassResources:
-    """The engine, database and isolation strategy one test class's tests share."""
+    """The engine, database and isolation strategy one test class's tests share.
+
+    Made, the class's settings are read and checked; nothing touches a server
+    before ``open``.
+    """
 
     def __init__(self, test_class: type) -> None:
         self.test_class = test_class
@@ -48,6 +52,8 @@ class ClassResources:
         self.session_options = session_options(settings.session_options.value,
                                                where=settings.session_options.source)
         self.metadata = self.schema.metadata if self.schema else None
+        self.isolation_settings = self._isolation_settings()
+        self.isolation_class.check_settings(self.isolation_settings)
         self.backend = None
         self.database = None
         self.engine = None
@@ -77,7 +83,7 @@ class ClassResources:
                 f"{self.url_setting.source}): {exc}; "
                 f"{self.backend.explain_connect_error(exc)}") from last_cause(exc)
         self.isolation = self.isolation_class(self.engine, backend=self.backend,
-                                              settings=self._isolation_settings())
+                                              settings=self.isolation_settings)
 
     def _isolation_settings(self) -> IsolationSettings:
         """What the class asks of its isolation mode, each value read once here."""

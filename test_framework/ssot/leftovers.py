@@ -33,11 +33,16 @@ class LeftoverRowsWarning(UserWarning):
 class LeftoverRowDetector:
     """Count the schema's tables before and after each test; report growth."""
 
-    def __init__(self, policy: str) -> None:
+    @staticmethod
+    def checked(policy: str) -> str:
+        """Return ``policy`` if it is one of ``POLICIES``; else explain."""
         if policy not in POLICIES:
             raise ConfigurationError(
                 f"leftover_rows is {policy!r}; use one of {list(POLICIES)}")
-        self.policy = policy
+        return policy
+
+    def __init__(self, policy: str) -> None:
+        self.policy = self.checked(policy)
         self._counts: list | None = None  # one scalar subquery per table, made once
         self._before: dict[str, int] | None = None
 

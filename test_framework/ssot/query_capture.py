@@ -271,6 +271,7 @@ class QueryAssertions:
         report_repeats(self, counter, policy=policy, threshold=threshold)
 
     def _ssot_capturing_metrics(self, caller: str) -> CapturingMetrics:
+        self._ssot_set_up_on_first_use(caller)
         scope = getattr(self, "_ssot_scope", None)
         if scope is None or not scope.is_open:  # statements reach us only then
             raise TestFrameworkError(

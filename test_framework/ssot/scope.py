@@ -31,10 +31,16 @@ class TestScope:
         self.resources: ClassResources | None = None
         self.sessions: TestSessions | None = None
         self._metrics_before: TestMetrics | None = None
+        self._began = False  # opened, or closed unopened
 
     @property
     def is_open(self) -> bool:
         return self.sessions is not None
+
+    @property
+    def awaits_first_use(self) -> bool:
+        """Neither opened nor closed: the test has not used its database yet."""
+        return not self._began
 
     async def open(self, *, tables, on_hold: Callable[[], None],
                    provisioned: Callable[[], None] = lambda: None) -> TestSessions:
@@ -44,6 +50,7 @@ class TestScope:
         ``close`` as a cleanup; ``provisioned`` marks the end of provisioning
         for the timer.
         """
+        self._began = True
         resources = self.resources = class_resources(self.test_class)
         await resources.open()
         provisioned()
@@ -60,6 +67,7 @@ class TestScope:
         they use its sessions. ``failed`` (with ``TEST_FRAMEWORK_KEEP_FAILED``)
         first copies what the test saw.
         """
+        self._began = True
         sessions, self.sessions = self.sessions, None
         if sessions is None:
             return

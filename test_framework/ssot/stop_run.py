@@ -22,9 +22,11 @@ import unittest
 
 from test_framework.backends import backend_for
 from test_framework.config import database_url_for, project_settings, run_setting
-from test_framework.errors import ConfigurationError, DatabaseUnavailableError, last_cause
+from test_framework.errors import (ConfigurationError, DatabaseUnavailableError, last_cause,
+                                   shown_alone)
 from test_framework.log import configure_stderr_handler, get_logger
 from test_framework.sharding import current_shard
+from test_framework.ssot.class_resources import ClassResources
 
 __unittest = True  # frames here are never the user's problem
 
@@ -46,7 +48,27 @@ def check_settings(test: unittest.TestCase) -> None:
                                                                    False):
         return  # a skipped test needs no database: a bad URL is reported when one does
     backend_for(database_url_for(test_class))
+    ClassResources(test_class)  # reads and checks the rest of the class's settings
     setattr(test_class, CHECKED_ATTRIBUTE, True)
+
+
+class stopping_the_run:
+    """Stop the run after ``test`` if the block raises what every later test would repeat.
+
+    A class, not ``contextlib.contextmanager``, which would give the error back
+    the traceback ``trimmed`` took from it.
+    """
+
+    def __init__(self, test: unittest.TestCase) -> None:
+        self.test = test
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        if isinstance(exc, STOPS_THE_RUN):
+            self.test._ssot_stops_run = True
+            raise trimmed(exc)
 
 
 def trimmed(exc: BaseException) -> BaseException:
@@ -58,7 +80,7 @@ def trimmed(exc: BaseException) -> BaseException:
     if cause is not None:
         exc.__cause__ = last_cause(cause)
     exc.__suppress_context__ = True
-    return exc.with_traceback(None)
+    return shown_alone(exc.with_traceback(None))
 
 
 def stop(result: unittest.TestResult | None) -> None:

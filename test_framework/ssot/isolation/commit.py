@@ -52,6 +52,10 @@ class CommitIsolation(Isolation):
         event.listen(engine.sync_engine.pool, "checkin", self._on_checkin)
         self.leftovers = LeftoverRowDetector(settings.leftover_rows)
 
+    @classmethod
+    def check_settings(cls, settings: IsolationSettings) -> None:
+        LeftoverRowDetector.checked(settings.leftover_rows)
+
     def _on_checkout(self, dbapi_connection, record, proxy) -> None:
         """Note the checkout (one the server closed was refused before this: engines.py)."""
         self.checkouts[record] = proxy

@@ -61,6 +61,11 @@ class Isolation:
         self.backend = backend
         self.settings = settings
 
+    @classmethod
+    def check_settings(cls, settings: IsolationSettings) -> None:
+        """Raise ``ConfigurationError`` for a setting the mode cannot use, before any server
+        work (a class that never uses its database still hears of a typo)."""
+
     async def begin_test(self, **helper_options) -> TestSessions:
         """Give a test its sessions; ``helper_options`` go to its ``AsyncTestDatabase``."""
         raise NotImplementedError
