@@ -191,6 +191,7 @@ def _per_test_lines(rows):
              f"{'':<42} {'':<8} {'ms/test':>8} {'ms/test':>8} {'ms/test':>8} "
              f"{'':>6} {'ms/run':>8} {'tests':>8} {'/test':>7} {'/test':>6}"]
     lines.append("-" * len(lines[0]))
+    titles = {r["key"]: r["title"] for r in rows}
     for r in rows:
         head = _head(r)
         if r["status"] != "ok":
@@ -206,9 +207,13 @@ def _per_test_lines(rows):
         if r["baseline"]:
             time, calls = (_fmt(r[k], ".2f") for k in ("ratio_to_baseline",
                                                         "calls_ratio_to_baseline"))
-            lines.append(f"{'':<4}note: per test {time}x the time and "
-                         f"{calls}x the calls of the row with classes of {TESTS_PER_CLASS} "
-                         f"(target <= {PER_CLASS_TARGET:.1f}x)")
+            if r["tests_per_class"] != TESTS_PER_CLASS:
+                than = (f"the row with classes of {TESTS_PER_CLASS} "
+                        f"(target <= {PER_CLASS_TARGET:.1f}x)")
+            else:
+                than = f"the row '{titles.get(r['baseline'], r['baseline']).strip()}'"
+            lines.append(f"{'':<4}note: per test {time}x the time and {calls}x the calls "
+                         f"of {than}")
         lines.extend(f"{'':<4}note: {w}" for w in r["warnings"])
     lines.extend(textwrap.wrap(COUNTS_FOOTNOTE, len(lines[0])))
     return lines

@@ -89,6 +89,10 @@ OURS_TEST = '''    async def test_{i:05d}(self):
         assert row.email == "u{i}@example.com"
 '''
 
+# The lazy row: a class of ours whose tests never use the database, beside the
+# empty stdlib async test: no database, connection or rollback is made for it.
+NO_DATABASE_TEST = "    async def test_{i:05d}(self):\n        assert {i} > 0\n"
+
 # Gathered rows: the application gathers three calls, each with a session of its
 # own, so sessions take turns on the rollback connection (ssot/session_tasks.py).
 GATHER_HEAD = '''import asyncio
@@ -343,6 +347,9 @@ SCENARIOS = [
             recipe.django_sqlite_database, postgres=False),
     _recipe("pytest-asyncio-recipe-pg", "pytest-asyncio + joined session, PostgreSQL", True),
     _recipe("pytest-asyncio-recipe-sqlite", "pytest-asyncio + joined session, SQLite", False),
+    Scenario("ours-no-database", "ours, a class that never uses the database", "unittest",
+             Template(OURS_HEAD, OURS_CLASS, NO_DATABASE_TEST), {"isolation": "rollback"},
+             _sqlite_env, baseline="floor-asyncio"),
     _ours(REFERENCE_KEY, "ours, rollback, PostgreSQL", "unittest", "rollback",
           _ours_pg_env, True),
     _ours("ours-rollback-sqlite", "ours, rollback, SQLite", "unittest", "rollback",
