@@ -1,9 +1,11 @@
 """SSotBaseTestCase: a ``unittest.TestCase`` with a real test database.
 
-The lifecycle is ``asyncSetUp`` / ``asyncTearDown``, run on the class's own
-event loop. The synchronous class calls them from ``setUp`` / ``tearDown``
-and offers ``run_async(coro)``; ``SSotAsyncTestCase`` keeps the same steps and
-lets ``IsolatedAsyncioTestCase`` await them.
+The lifecycle is ``asyncSetUp`` / ``asyncTearDown``, run on the process's
+shared event loop. The synchronous class calls them from ``setUp`` /
+``tearDown`` and offers ``run_async(coro)``; ``SSotAsyncTestCase`` keeps the
+same steps and lets ``IsolatedAsyncioTestCase`` await them. Until a class
+has used its database, a test sets it up on first use instead of in
+``asyncSetUp`` (``ssot/lazy_database.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
     tables: Mapping[str, str] | None = None
     fail_on_unawaited_coroutines: bool = True
     _ssot_timer = NULL_TIMER
+    _ssot_lazy = False  # set up on first use (set by run(); debug() sets up in asyncSetUp)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Make ``setup_method``/``teardown_method`` run once per test, whoever calls them.
@@ -102,8 +105,8 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         # Until the class has set its database up, it is set up on first use (a portal
         # lets that first use, a plain attribute read, await it: ssot/lazy_database.py).
         lazy = self._ssot_lazy = not has_set_up(type(self)) and not must_set_up_first(type(self))
-        runner = shared_runner()
-        runner.with_portal = lazy
+        if lazy:
+            shared_runner().with_portal = True
         # TEST_FRAMEWORK_KEEP_FAILED: teardown must know whether the test failed.
         watch = self._ssot_failures = FailureWatch(result) if (
             result is not None and project_settings().keep_failed.value) else None
@@ -118,7 +121,8 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             drop_databases_now()
             raise
         finally:
-            runner.with_portal = False
+            if lazy and current_runner() is not None:
+                current_runner().with_portal = False
             current_test_id.reset(token)
             self._ssot_after_run()
             if getattr(self, "_ssot_stops_run", False):
@@ -137,9 +141,11 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         self.run_async(self.asyncTearDown())
 
     async def asyncSetUp(self) -> None:
-        """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test.
+        """Build ``self.db``, ``self.session`` and ``self.session_factory`` for this test,
+        here or on the test's first use of them (``ssot/lazy_database.py``).
 
-        A bad setting or an unreachable server stops the run here (``ssot/stop_run.py``).
+        An unreachable server stops the run where the database is set up
+        (``ssot/stop_run.py``).
         """
         current_test_id.set(self.id())
         unawaited = getattr(self, "_ssot_unawaited", None)
@@ -169,7 +175,8 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
 
         In ``asyncSetUp``, or on the test's first use of its database (``__getattr__``).
         """
-        shared_runner().with_portal = False  # the class has set up: its next tests do it eagerly
+        if self._ssot_lazy:  # the class sets up now: its later tests do it in asyncSetUp
+            shared_runner().with_portal = False
         scope = self._ssot_scope
         sessions = await scope.open(
             tables=self.tables, provisioned=lambda: self._ssot_timer.lap("provisioning"),
