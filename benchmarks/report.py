@@ -204,7 +204,7 @@ def _per_test_lines(rows):
                      f"{_fmt(conns and conns['median'], '>8.1f')} "
                      f"{_fmt(r['calls_per_test'], '>7.0f')} "
                      f"{_fmt(r['statements_per_test'], '>6.1f')}")
-        if r["baseline"]:
+        if r["baseline"] and r["ratio_to_baseline"] is not None:
             time, calls = (_fmt(r[k], ".2f") for k in ("ratio_to_baseline",
                                                         "calls_ratio_to_baseline"))
             if r["tests_per_class"] != TESTS_PER_CLASS:
