@@ -37,7 +37,7 @@ from test_framework.ssot.class_loop import (cancel_leftover_tasks, current_runne
                                            shared_runner)
 from test_framework.ssot.kept_failures import FailureWatch
 from test_framework.ssot.lazy_database import (has_set_up, may_wait_for_set_up,
-                                               must_set_up_first, set_up_now)
+                                               must_set_up_first, running_task, set_up_now)
 from test_framework.ssot.legacy_helpers import LegacyHelpers
 from test_framework.ssot.query_capture import QueryAssertions
 from test_framework.ssot.sandbox import sandbox_for
@@ -198,28 +198,25 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
     def _ssot_set_up_on_first_use(self, first_use: str) -> None:
         """Set the test's database up now, if it waits for its first use (``first_use``).
 
-        Two tasks of the test may use it first at once: the second waits for the
-        first's set-up (the set-up itself reads what it has made so far).
+        The set-up runs as a task of its own, shielded: a timeout or a
+        cancelled task around the first use does not cut it short, teardown
+        waits for it, and a second reader (another task, or a retry after an
+        error) waits for the same set-up or gets its error again.
         """
         scope = self.__dict__.get("_ssot_scope")
-        if scope is None:
+        if scope is None or not scope.awaits_first_use:
             return
-        if scope.awaits_first_use:
-            with stopping_the_run(self):
-                set_up_now(self._ssot_set_up_lazily(), first_use=first_use)
-            return
-        setting_up = self.__dict__.get("_ssot_setting_up")
-        if setting_up is not None and setting_up[0] is not asyncio.current_task():
-            set_up_now(setting_up[1].wait(), first_use=first_use)
+        if scope.setting_up is not None and scope.setting_up is running_task():
+            return  # the set-up reading what it has made so far
+        with stopping_the_run(self):
+            set_up_now(lambda: self._ssot_await_set_up(scope), first_use=first_use)
 
-    async def _ssot_set_up_lazily(self) -> None:
-        done = asyncio.Event()
-        self._ssot_setting_up = (asyncio.current_task(), done)
-        try:
-            await self._ssot_set_up_database()
-        finally:
-            self._ssot_setting_up = None
-            done.set()
+    async def _ssot_await_set_up(self, scope: TestScope) -> None:
+        """Await the test's one set-up task, starting it unless one ran or runs."""
+        if scope.setting_up is None or scope.setting_up.cancelled():
+            scope.setting_up = asyncio.get_running_loop().create_task(
+                self._ssot_set_up_database(), name=f"set-up of {self.id()}")
+        await asyncio.shield(scope.setting_up)
 
     async def asyncTearDown(self) -> None:
         """Clean the test's data, release its sessions, then call ``teardown_method``."""

@@ -28,8 +28,10 @@ import threading
 import socket
 import sys
 import warnings
+import weakref
 
 import greenback
+import outcome
 
 from test_framework.config import project_settings
 from test_framework.errors import is_shown_alone
@@ -79,6 +81,7 @@ class ClassRunner:
         except Exception as exc:
             if is_shown_alone(exc):
                 raise exc.with_traceback(None)
+            exc.__traceback__ = _without_portal_frames(exc.__traceback__)
             raise
 
     @property
@@ -172,7 +175,34 @@ class SignalWakeup:
 
 
 def _task_with_portal(loop: asyncio.AbstractEventLoop, coroutine, **options) -> asyncio.Task:
-    return asyncio.Task(greenback.with_portal_run(_itself, coroutine), loop=loop, **options)
+    if options.get("name") is None:  # asyncio's reports then name the coroutine, not ours
+        options["name"] = f"{getattr(coroutine, '__qualname__', coroutine)} (with a portal)"
+    task = asyncio.Task(greenback.with_portal_run(_itself, coroutine), loop=loop, **options)
+    _portal_coroutines[task] = coroutine
+    return task
+
+
+def task_coroutine(task: asyncio.Task):
+    """The coroutine ``task`` runs: for a task with a portal, the one inside it."""
+    return _portal_coroutines.get(task) or task.get_coro()
+
+
+def _without_portal_frames(traceback):
+    """``traceback`` without greenback's and outcome's frames, which a test's
+    failure would otherwise show between the runner's and the test's."""
+    kept = last = None
+    while traceback is not None:
+        following = traceback.tb_next
+        if not traceback.tb_frame.f_code.co_filename.startswith(_PORTAL_FOLDERS):
+            if last is None:
+                kept = traceback
+            else:
+                last.tb_next = traceback
+            last = traceback
+        traceback = following
+    if last is not None:
+        last.tb_next = None
+    return kept
 
 
 def _itself(coroutine):
@@ -190,6 +220,9 @@ def _forget_outcome(task: asyncio.Task) -> None:
 
 
 _shared: ClassRunner | None = None
+_portal_coroutines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PORTAL_FOLDERS = tuple(os.path.dirname(module.__file__) + os.sep
+                        for module in (greenback, outcome))
 
 
 def shared_runner() -> ClassRunner:
@@ -259,12 +292,12 @@ async def cancel_other_tasks(test_id: str, *, grace: float = TASK_GRACE) -> None
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             warnings.warn(f"{test_id} started a task that failed after the test's body: "
-                          f"{task.get_coro()!r} raised {task.exception()!r}",
+                          f"{task_coroutine(task)!r} raised {task.exception()!r}",
                           RuntimeWarning, stacklevel=2)
     if not running:
         return
     warnings.warn(f"{test_id} left {len(running)} task(s) running {grace:g}s after its body "
-                  f"ended: {[task.get_coro() for task in running]!r}; they were cancelled",
+                  f"ended: {[task_coroutine(task) for task in running]!r}; they were cancelled",
                   ResourceWarning, stacklevel=2)
     for task in running:
         task.cancel()

@@ -23,7 +23,7 @@ A class sets up eagerly from its first test when the set-up must come first:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 import greenback
 
@@ -52,18 +52,28 @@ def may_wait_for_set_up() -> bool:
     return asyncio._get_running_loop() is None or greenback.has_portal()
 
 
-def set_up_now(coroutine: Coroutine[Any, Any, Any], *, first_use: str) -> Any:
-    """Run the set-up ``coroutine`` from the sync code that first used the database.
+def running_task() -> asyncio.Task | None:
+    """The task running here, if a loop runs in this thread."""
+    return asyncio.current_task() if asyncio._get_running_loop() is not None else None
 
-    Outside the loop (a sync test's body) it runs on the shared loop; inside
-    a test's coroutine, through its portal. A task the test started has no
-    portal: it is told to let the test use the database first.
+
+def set_up_now(start: Callable[[], Coroutine[Any, Any, Any]], *, first_use: str) -> Any:
+    """Run the set-up coroutine ``start()`` makes, from the sync code that first used
+    the database, and wait for it there.
+
+    Outside the loop (a sync test's body) it runs on the shared loop; in a
+    thread of the loop's executor while the loop runs a test, on that loop;
+    inside a test's coroutine, through its portal. A task the test started
+    with no portal (a task factory of the test's own) is told to let the test
+    use the database first.
     """
     if asyncio._get_running_loop() is None:
-        return shared_runner().run(coroutine)
+        runner = shared_runner()
+        if runner.get_loop().is_running():  # another thread: the loop runs the test
+            return asyncio.run_coroutine_threadsafe(start(), runner.get_loop()).result()
+        return runner.run(start())
     if greenback.has_portal():
-        return greenback.await_(coroutine)
-    coroutine.close()
+        return greenback.await_(start())
     raise TestFrameworkError(
         f"{first_use} was first used in a task the test started ({asyncio.current_task()!r}), "
         "before the test itself used the database, which is set up on first use; use it "

@@ -10,6 +10,7 @@ other helpers (query assertions, ``get_test_context``) read the scope.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Callable
 
 from test_framework.ssot.class_loop import cancel_other_tasks
@@ -31,7 +32,9 @@ class TestScope:
         self.resources: ClassResources | None = None
         self.sessions: TestSessions | None = None
         self._metrics_before: TestMetrics | None = None
-        self._began = False  # opened, or closed unopened
+        self.opened = False  # the test has used its database (set up in full)
+        # The set-up a first use started in a task of its own (ssot/lazy_database.py).
+        self.setting_up: asyncio.Task | None = None
 
     @property
     def is_open(self) -> bool:
@@ -39,8 +42,8 @@ class TestScope:
 
     @property
     def awaits_first_use(self) -> bool:
-        """Neither opened nor closed: the test has not used its database yet."""
-        return not self._began
+        """The test has not used its database yet (or its set-up has not ended)."""
+        return not self.opened
 
     async def open(self, *, tables, on_hold: Callable[[], None],
                    provisioned: Callable[[], None] = lambda: None) -> TestSessions:
@@ -50,7 +53,6 @@ class TestScope:
         ``close`` as a cleanup; ``provisioned`` marks the end of provisioning
         for the timer.
         """
-        self._began = True
         resources = self.resources = class_resources(self.test_class)
         await resources.open()
         provisioned()
@@ -58,20 +60,25 @@ class TestScope:
                                                              metadata=resources.metadata)
         on_hold()
         self._metrics_before = set_running_metrics(self.metrics)
+        self.opened = True
         return self.sessions
 
     async def close(self, *, failed: bool = False) -> None:
         """Undo the test's database work as its isolation mode says; idempotent.
 
-        Tasks the test started get their grace and are cancelled first, since
-        they use its sessions. ``failed`` (with ``TEST_FRAMEWORK_KEEP_FAILED``)
-        first copies what the test saw.
+        A set-up a task of the test started on first use is waited for (its
+        steps are bounded), so what that task does is undone too. Then tasks
+        the test started get their grace and are cancelled, since they use its
+        sessions; a test that never used its database gives them the same grace.
+        ``failed`` (with ``TEST_FRAMEWORK_KEEP_FAILED``) first copies what the
+        test saw.
         """
-        self._began = True
+        if self.setting_up is not None and not self.setting_up.done():
+            await asyncio.wait([self.setting_up])
+        await cancel_other_tasks(self.test_id)
         sessions, self.sessions = self.sessions, None
         if sessions is None:
             return
-        await cancel_other_tasks(self.test_id)
         set_running_metrics(self._metrics_before)
         keep = keeper(self.test_id, self.resources) if failed else None
         await self.resources.isolation.end_test(sessions, keep=keep)

@@ -177,3 +177,116 @@ class TestFirstUse(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestFirstUseEdges(unittest.TestCase):
+    """First uses away from the test's body, raced, cut short or failed."""
+
+    def test_a_task_still_setting_up_at_teardown_is_waited_for_and_undone(self):
+        """A fire-and-forget task is the first to use the database and writes after the
+        test's body ended: teardown waits for its set-up, gives it its grace, and
+        undoes the row (after another class, the set-up was still running then)."""
+        class Earlier(SSotAsyncTestCase):
+            async def test_x(self):
+                await self.db.count_records("users")
+
+        class FireAndForget(SSotAsyncTestCase):
+            @timeout(60)
+            async def test_1_fire_and_forget(self):
+                async def handler():
+                    async with self.session_factory() as session:
+                        await session.execute(users.insert().values(email="leak@example.com"))
+                        await session.commit()
+                asyncio.create_task(handler())
+                await asyncio.sleep(0)
+
+            @timeout(60)
+            async def test_2_sees_nothing(self):
+                emails = (await self.session.execute(select(users.c.email))).scalars().all()
+                self.assertEqual(emails, [])
+
+        loader = unittest.defaultTestLoader
+        result = unittest.TestResult()
+        unittest.TestSuite([loader.loadTestsFromTestCase(Earlier),
+                            loader.loadTestsFromTestCase(FireAndForget)]).run(result)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(result.testsRun, 3)
+
+    def test_first_use_from_an_executor_thread(self):
+        class FromThread(SSotAsyncTestCase):
+            @timeout(60)
+            async def test_url(self):
+                url = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: str(self.test_database_url))
+                self.assertIn("test_", url)
+                self.assertEqual(await self.db.count_records("users"), 0)
+
+        result = run_case(FromThread)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+
+    def test_first_use_in_a_cleanup_or_after_the_framework_teardown(self):
+        counts = []
+
+        class Late(SSotAsyncTestCase):
+            async def asyncTearDown(self):
+                await super().asyncTearDown()
+                counts.append(await self.db.count_records("users"))
+
+            async def test_cleanup(self):
+                async def count():
+                    counts.append(await self.db.count_records("users"))
+                self.add_cleanup(count)
+
+            async def test_teardown(self):
+                pass
+
+        result = run_case(Late)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(counts, [0, 0, 0])
+
+    def test_a_first_use_cut_short_by_a_timeout_is_finished_for_the_next_read(self):
+        class CutShort(SSotAsyncTestCase):
+            @timeout(60)
+            async def test_1(self):
+                with self.assertRaises(TimeoutError):
+                    async with asyncio.timeout(0.0005):
+                        await asyncio.sleep(0)
+                        self.db  # noqa: B018 (the first use, cut short)
+                        await asyncio.sleep(1)
+                await self.db.create_test_user({"email": "after@example.com"})
+                self.assertEqual(await self.db.count_records("users"), 1)
+
+        result = run_case(CutShort)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+
+    def test_a_failed_first_use_fails_every_later_read_the_same_way(self):
+        class Unreachable(SSotAsyncTestCase):
+            database_url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/app"
+
+            async def test_1(self):
+                for attempt in range(2):
+                    with self.subTest(attempt=attempt):
+                        await self.db.count_records("users")
+
+        result = run_case(Unreachable)
+        self.assertEqual(len(result.errors), 2, problems(result))
+        for _, trace in result.errors:
+            self.assertIn("DatabaseUnavailableError", trace)
+            self.assertNotIn("AttributeError", trace)
+
+    def test_failures_and_leftover_tasks_name_the_test_not_the_portal(self):
+        async def slow_job():
+            await asyncio.sleep(30)
+
+        class Lazy(SSotAsyncTestCase):
+            async def test_fails(self):
+                self.assertEqual(1, 2)
+
+            async def test_leaves_a_task(self):
+                asyncio.create_task(slow_job())
+
+        with self.assertWarnsRegex(ResourceWarning, r"\[<coroutine object .*slow_job"):
+            result = run_case(Lazy)
+        self.assertEqual(len(result.failures), 1, problems(result))
+        self.assertNotIn("greenback", problems(result))
+        self.assertNotIn("outcome", problems(result))
