@@ -62,6 +62,8 @@ class ProvisionedDatabase:
 
 _databases: dict[tuple, ProvisionedDatabase] = {}
 _private: list[ProvisionedDatabase] = []
+# Being made, not yet recorded above: dropped at exit too (a Ctrl-C just after CREATE DATABASE).
+_being_made: list[ProvisionedDatabase] = []
 _before_drop: list[Callable[[], None]] = []  # release hooks (the shared loop's engines)
 _failures: dict[tuple | str, Exception] = {}
 _reaped_servers: set[str] = set()
@@ -112,6 +114,8 @@ async def provisioned_database(backend: Backend, schema: SchemaSource | None, *,
         _private.append(database)
     else:
         _databases[key] = database
+    if database in _being_made:
+        _being_made.remove(database)
     _register_exit_hook()
     return database
 
@@ -175,9 +179,19 @@ async def _provision(backend: Backend, schema: SchemaSource | None, server: str,
     worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
     url = backend.database_url(backend.test_database_name(worker, secrets.token_hex(3)))
     require_test_database(url, "create")
+    database = _being_made_now(ProvisionedDatabase(backend, url))
     await create_database(backend, schema, url, label=label)
     logger.info("created test database %s", mask_url(url))
-    return ProvisionedDatabase(backend, url)
+    return database
+
+
+def _being_made_now(database: ProvisionedDatabase) -> ProvisionedDatabase:
+    """Count ``database`` as this process's before it exists, so one that a Ctrl-C or an
+    error catches half-made (or made, not yet recorded) is dropped at exit too: the
+    drop does nothing where nothing was made."""
+    _being_made.append(database)
+    _register_exit_hook()
+    return database
 
 
 async def _run_schema(backend: Backend, schema: SchemaSource | None, server: str,
@@ -198,8 +212,9 @@ async def _run_schema(backend: Backend, schema: SchemaSource | None, server: str
         await reap_orphan_schemas(backend, url)
     worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
     name = backend.test_database_name(worker, secrets.token_hex(3))
+    database = _being_made_now(ProvisionedDatabase(backend, url, search_path=name))
     await create_run_schema(backend, url, name, schema, label=label)
-    return ProvisionedDatabase(backend, url, search_path=name)
+    return database
 
 
 async def _kept_database(backend: Backend, schema: SchemaSource | None
@@ -268,14 +283,16 @@ async def drop_database(database: ProvisionedDatabase) -> None:
         await drop_run_schema(database.backend, database.url, database.search_path)
     else:
         await database.backend.drop_database(database.url)
-    if database in _private:
-        _private.remove(database)
+    for registry in (_private, _being_made):
+        if database in registry:
+            registry.remove(database)
     logger.info("dropped test database %s", database.masked_url)
 
 
 async def drop_databases() -> None:
     """Drop every database this process made; report failures, keep going."""
-    databases = list({id(db): db for db in [*_databases.values(), *_private]}.values())
+    databases = list({id(db): db for db in [*_databases.values(), *_private,
+                                            *_being_made]}.values())
     _databases.clear()
     for database in databases:
         try:
@@ -298,7 +315,7 @@ def drop_databases_now() -> None:
         except Exception:
             logger.exception("could not release connections before dropping test databases")
     if any(db.owner_pid == os.getpid() and not db.kept
-           for db in list(_databases.values()) + _private):
+           for db in [*_databases.values(), *_private, *_being_made]):
         asyncio.run(drop_databases())
     else:
         _databases.clear()

@@ -1,5 +1,6 @@
 """Passwords never leak into output; Ctrl-C drops databases without a traceback storm."""
 
+import glob
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import unittest
 
 from tests.functional.example_runs import (ROOT, child_environment, orphaned_databases,
                                            run_suite, server_test_databases)
+from test_framework.backends.sqlite import PRIVATE_PREFIX
 from tests.support import backend_name
 
 
@@ -59,6 +61,32 @@ class TestInterrupt(unittest.TestCase):
         self.assertEqual(new & orphaned_databases(url), set(), "databases dropped after Ctrl-C")
         if backend_name() == "sqlite":
             self.assertFalse(os.path.exists(database.split("///", 1)[1]), database)
+
+
+    def test_ctrl_c_just_after_the_database_is_made_still_drops_it(self):
+        """Between CREATE DATABASE (on SQLite, the file's copy) and the run's record of
+        it, a Ctrl-C used to leave the database for the next run's reaper."""
+        url = os.environ.get("TEST_DATABASE_URL") or None
+        before = server_test_databases(url)
+        env = child_environment(os.environ.get("TMPDIR", "/tmp"), {}, ())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "unittest", "tests.functional.scenarios.interrupted_creating"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        self.assertIn("CREATED", stdout, stderr)
+        self.assertIn("KeyboardInterrupt", stderr)
+        self.assertNotEqual(process.returncode, 0)
+        if backend_name() == "postgresql":
+            left = {name for name in server_test_databases(url) - before
+                    if f"_p{process.pid}_" in name}
+        else:
+            left = set(glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                              f"{PRIVATE_PREFIX}{process.pid}_*", "*.sqlite3")))
+        self.assertEqual(left, set(), stderr)
 
 
 class TestUnreachableUnderPytest(unittest.TestCase):
