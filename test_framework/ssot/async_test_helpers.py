@@ -21,6 +21,7 @@ on PostgreSQL saves the BEGIN and COMMIT round trips.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from typing import Any, Awaitable, Callable, ContextManager, Iterable, Mapping
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Result, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from test_framework.errors import CleanupError, QueryGuardError
+from test_framework.errors import CleanupError, ConcurrentSessionsError, QueryGuardError
 from test_framework.log import get_logger
 from test_framework.backends import require_test_connection
 from test_framework.ssot.factories import RowFactory
@@ -65,6 +66,7 @@ class AsyncTestDatabase:
         self._transactions: list[AsyncSessionTransaction] = []
         self._autobegun: object | None = None
         self._tables = TableLookup(session, metadata)
+        self._running_in: asyncio.Task | None = None  # the task inside a helper call
 
     def __repr__(self) -> str:
         return (f"<AsyncTestDatabase tracked={len(self.tracked_rows)} "
@@ -315,25 +317,48 @@ class AsyncTestDatabase:
         an open read holds SQLite's shared lock (other connections cannot commit)
         and PostgreSQL's table locks (their DDL or TRUNCATE would wait).
         """
-        began = not self.session.in_transaction()
+        outer = self._one_task_at_a_time()
         try:
-            if not write and self._can_go_alone():  # writes decide per statement
-                async with self._alone():
+            began = not self.session.in_transaction()
+            try:
+                if not write and self._can_go_alone():  # writes decide per statement
+                    async with self._alone():
+                        yield
+                else:
                     yield
-            else:
-                yield
-        except BaseException:
-            if self.autocommit and not self._transactions and (began or self._owns_transaction()):
-                with contextlib.suppress(Exception):
-                    await self.session.rollback()
+            except BaseException:
+                if self.autocommit and not self._transactions and (
+                        began or self._owns_transaction()):
+                    with contextlib.suppress(Exception):
+                        await self.session.rollback()
+                    self._autobegun = None
+                raise
+            if began:
+                self._autobegun = self.session.sync_session.get_transaction()
+            ends = write or not self.hold_read_transactions
+            if ends and self.autocommit and not self._transactions and self._owns_transaction():
+                await self.session.commit()
                 self._autobegun = None
-            raise
-        if began:
-            self._autobegun = self.session.sync_session.get_transaction()
-        ends = write or not self.hold_read_transactions
-        if ends and self.autocommit and not self._transactions and self._owns_transaction():
-            await self.session.commit()
-            self._autobegun = None
+        finally:
+            self._running_in = outer
+
+    def _one_task_at_a_time(self) -> asyncio.Task | None:
+        """Refuse a helper call while another task's is still running; return the task
+        whose call this one is inside (the same task, or none) for the caller to restore.
+
+        The helpers share one session, which is not safe to use from two tasks at
+        once (``asyncio.gather`` of two helper calls): its transaction and the rows
+        it tracks would mix, in any isolation mode.
+        """
+        me, running = asyncio.current_task(), self._running_in
+        if running is not None and running is not me and not running.done():
+            raise ConcurrentSessionsError(
+                f"two tasks use self.db at once: task {running.get_name()!r} and task "
+                f"{me.get_name()!r}. Its session runs one statement at a time and is not "
+                "safe to share between concurrent tasks: await one call before the next, "
+                "or give each task its own session from self.session_factory")
+        self._running_in = me
+        return running
 
     def _can_go_alone(self) -> bool:
         """Whether one statement that would begin and commit a transaction of its own may

@@ -145,6 +145,29 @@ class TestGatheredSessions(SSotAsyncTestCase):
         self.assertEqual(await self.db.count_records("users"), 0)  # still usable
 
 
+class TestHelpersFromTwoTasks(unittest.TestCase):
+    def test_two_tasks_calling_self_db_at_once_are_told_in_every_mode(self):
+        """In commit mode this failed with an IndexError from the row tracking."""
+        for isolation in ("rollback", "commit"):
+            with self.subTest(isolation=isolation):
+                class Gathers(SSotAsyncTestCase):
+                    @timeout(30)
+                    async def test_gather(self):
+                        calls = [asyncio.create_task(self.db.create_test_user(), name=name)
+                                 for name in ("one", "two")]
+                        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+                        errors = [o for o in outcomes if isinstance(o, BaseException)]
+                        self.assertEqual(len(errors), 1, outcomes)
+                        self.assertIsInstance(errors[0], ConcurrentSessionsError)
+                        self.assertRegex(str(errors[0]), r"^two tasks use self\.db at once: "
+                                                         r"task '(one|two)' and task '(one|two)'")
+                        self.assertEqual(await self.db.count_records("users"), 1)
+
+                Gathers.isolation = isolation
+                result = run_case(Gathers)
+                self.assertTrue(result.wasSuccessful(), problems(result))
+
+
 class TestNothingIsLeft(unittest.TestCase):
     def test_gathered_commits_and_fire_and_forget_tasks_are_undone(self):
         seen = {}
