@@ -14,6 +14,11 @@ portal (``ClassRunner.run``), through which that read awaits the set-up.
 Once a class has set up, its later tests set up eagerly in ``asyncSetUp``:
 they cost what they did before, with no portal.
 
+The set-up a first use starts is one task per test (``TestScope.setting_up``),
+awaited shielded: a timeout around the first read cannot cut it short, other
+readers wait for it or get its error, and teardown waits for it, so what a
+fire-and-forget task did after setting the database up is undone too.
+
 A class sets up eagerly from its first test when the set-up must come first:
 ``asyncSetUpTestData`` (its rows go in below each test's savepoint), a
 ``sandbox`` (the app is patched before the test runs) and server conditions
