@@ -36,6 +36,7 @@ from test_framework.log import get_logger
 from test_framework.backends import require_test_connection
 from test_framework.ssot.factories import RowFactory
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
+from test_framework.ssot.session_tasks import used_by_two_tasks
 from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, column_conditions,
                                         require_primary_key, table_mapping, typed_parameters)
 from test_framework.ssot.tracking import RowTracker, TrackedRow, deletes_in_one_statement
@@ -352,11 +353,8 @@ class AsyncTestDatabase:
         """
         me, running = asyncio.current_task(), self._running_in
         if running is not None and running is not me and not running.done():
-            raise ConcurrentSessionsError(
-                f"two tasks use self.db at once: task {running.get_name()!r} and task "
-                f"{me.get_name()!r}. Its session runs one statement at a time and is not "
-                "safe to share between concurrent tasks: await one call before the next, "
-                "or give each task its own session from self.session_factory")
+            raise ConcurrentSessionsError(used_by_two_tasks(
+                "self.db", repr(running.get_name()), repr(me.get_name())))
         self._running_in = me
         return running
 

@@ -170,8 +170,13 @@ def _timed_out(me: SessionTask, holder: Holder, bound: float) -> str:
 
 
 def shared_session(me: SessionTask, holder: Holder) -> str:
-    return (f"two tasks use {holder.label} at once: task {holder.task.name()} and task "
-            f"{me.name()}. A session runs one statement at a time and is not safe to share "
+    return used_by_two_tasks(holder.label, holder.task.name(), me.name())
+
+
+def used_by_two_tasks(label: str, first: str, second: str) -> str:
+    """Why a session (``label``) may not serve two tasks at once, ``first`` and ``second``."""
+    return (f"two tasks use {label} at once: task {first} and task "
+            f"{second}. A session runs one statement at a time and is not safe to share "
             "between concurrent tasks: give each task its own session from "
             "self.session_factory (in rollback isolation they then take turns on the test's "
             "connection), or await one task before the other uses the session")
