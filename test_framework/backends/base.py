@@ -195,6 +195,11 @@ class Backend:
         """True when cloning failed only because the template is in use right now."""
         return False
 
+    def name_taken(self, exc: BaseException) -> bool:
+        """True when creating a database or schema failed because its name exists: it
+        is someone else's (here: never, a run's files are in a folder of its own)."""
+        return False
+
     def explain_provision_error(self, exc: BaseException) -> str:
         """Return a hint for a failed create/clone/drop: the real cause, not a guess."""
         return self.explain_connect_error(exc)

@@ -36,6 +36,7 @@ MAINTENANCE_DATABASE = "postgres"
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
 OBJECT_IN_USE = "55006"
+NAME_TAKEN = ("42P04", "42P06")  # duplicate_database, duplicate_schema
 INSUFFICIENT_PRIVILEGE = "42501"
 INTEGRITY_CLASS = "23"  # foreign key, unique, check, exclusion violations
 CONNECTION_CLASSES = {"08", "28", "3D"}  # connection, authorization, unknown database
@@ -157,6 +158,9 @@ class PostgreSQLBackend(Backend):
     def clone_blocked(self, exc: BaseException) -> bool:
         """True when a clone failed because someone is connected to the template."""
         return _sqlstate(exc) == OBJECT_IN_USE
+
+    def name_taken(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) in NAME_TAKEN
 
     def explain_provision_error(self, exc: BaseException) -> str:
         """Name the real cause: a missing grant is not a server that is down."""

@@ -19,7 +19,7 @@ import atexit
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import URL
@@ -179,18 +179,25 @@ async def _provision(backend: Backend, schema: SchemaSource | None, server: str,
     worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
     url = backend.database_url(backend.test_database_name(worker, secrets.token_hex(3)))
     require_test_database(url, "create")
-    database = _being_made_now(ProvisionedDatabase(backend, url))
-    await create_database(backend, schema, url, label=label)
+    database = await _made(ProvisionedDatabase(backend, url),
+                           create_database(backend, schema, url, label=label))
     logger.info("created test database %s", mask_url(url))
     return database
 
 
-def _being_made_now(database: ProvisionedDatabase) -> ProvisionedDatabase:
-    """Count ``database`` as this process's before it exists, so one that a Ctrl-C or an
-    error catches half-made (or made, not yet recorded) is dropped at exit too: the
-    drop does nothing where nothing was made."""
+async def _made(database: ProvisionedDatabase, making: Awaitable[None]) -> ProvisionedDatabase:
+    """Make ``database`` (await ``making``), counting it as this process's from before it
+    exists, so one that a Ctrl-C or an error catches half-made (or made, not yet
+    recorded) is dropped at exit too: the drop does nothing where nothing was made.
+    A name that was taken is another run's: it is never counted as ours."""
     _being_made.append(database)
     _register_exit_hook()
+    try:
+        await making
+    except BaseException as exc:
+        if database.backend.name_taken(exc):
+            _being_made.remove(database)
+        raise
     return database
 
 
@@ -212,9 +219,8 @@ async def _run_schema(backend: Backend, schema: SchemaSource | None, server: str
         await reap_orphan_schemas(backend, url)
     worker = os.environ.get(WORKER_ENVIRONMENT) or f"p{os.getpid()}"
     name = backend.test_database_name(worker, secrets.token_hex(3))
-    database = _being_made_now(ProvisionedDatabase(backend, url, search_path=name))
-    await create_run_schema(backend, url, name, schema, label=label)
-    return database
+    return await _made(ProvisionedDatabase(backend, url, search_path=name),
+                       create_run_schema(backend, url, name, schema, label=label))
 
 
 async def _kept_database(backend: Backend, schema: SchemaSource | None

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -158,6 +159,47 @@ class TestDatabasePerClass(unittest.TestCase):
         backend = backend_for(project_settings().database_url)
         for url in urls:
             self.assertFalse(asyncio.run(backend.database_exists(url)), f"{url} dropped")
+
+
+TAKEN_NAME_CHILD = textwrap.dedent("""
+    import asyncio, secrets
+    from test_framework import sample_schema
+    from test_framework.backends import backend_for
+    from test_framework.config import project_settings
+    from test_framework.errors import DatabaseUnavailableError
+    from test_framework.provision import provisioned_database
+    from test_framework.provision.schema import MetadataSchema
+    secrets.token_hex = lambda nbytes=None: "7a4e11"  # the name another run already has
+    backend = backend_for(project_settings().database_url)
+    try:
+        database = asyncio.run(provisioned_database(backend,
+                                                    MetadataSchema(sample_schema.metadata)))
+        print("MADE", database.url.database, flush=True)
+    except DatabaseUnavailableError as exc:
+        print("REFUSED", exc, flush=True)
+""")
+
+
+@skip_unless_backend("postgresql")  # SQLite's run files live in a folder of the run's own
+class TestNameTaken(unittest.TestCase):
+    def test_a_database_whose_name_another_run_has_is_never_dropped(self):
+        """A run counts the database it makes as its own from before CREATE DATABASE;
+        if the name turns out taken (another PID namespace, the same pid and random
+        part), the database is the other run's, and this run's exit leaves it."""
+        backend = backend_for(project_settings().database_url)
+        worker = f"taken{secrets.token_hex(3)}"
+        url = backend.database_url(backend.test_database_name(worker, "7a4e11"))
+        asyncio.run(backend.create_database(url, label="another suite's"))  # never reaped
+        try:
+            child = subprocess.run([sys.executable, "-c", TAKEN_NAME_CHILD], cwd=ROOT,
+                                   env={**os.environ, "PYTEST_XDIST_WORKER": worker},
+                                   capture_output=True, text=True, timeout=120)
+            self.assertIn("REFUSED", child.stdout, child.stdout + child.stderr)
+            self.assertIn("already exists", child.stdout)
+            self.assertTrue(asyncio.run(backend.database_exists(url)),
+                            f"{url.database}, another suite's, was dropped")
+        finally:
+            asyncio.run(backend.drop_database(url))
 
 
 class TestModelSetsShareADatabase(unittest.TestCase):
