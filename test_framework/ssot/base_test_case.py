@@ -25,8 +25,7 @@ from test_framework import sample_schema
 from test_framework.coverage_preflight import check_coverage_concurrency
 from test_framework.config import project_settings, run_setting
 from test_framework.errors import ConfigurationError
-from test_framework.log import (MaskedUrl, configure_stderr_handler, current_test_id,
-                                get_logger)
+from test_framework.log import configure_stderr_handler, current_test_id, get_logger
 from test_framework.provision import drop_databases_now
 from test_framework.provision.worker_exit import watch_forked_workers
 from test_framework.sharding import shard_skip_reason
@@ -186,7 +185,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         self.session = sessions.session
         self.session_factory = sessions.session_factory
         self.db = sessions.db
-        self.test_database_url = MaskedUrl(resources.database.url)
+        self.test_database_url = resources.test_database_url
         sandbox = sandbox_for(type(self), resources, self.session_factory)  # ssot/sandbox.py
         self.addCleanup(sandbox.restore)
         sandbox.apply()

@@ -19,7 +19,7 @@ from test_framework.backends import backend_for
 from test_framework.config import ClassSettings, project_settings
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
                                    last_cause)
-from test_framework.log import get_logger
+from test_framework.log import MaskedUrl, get_logger
 from test_framework.provision import (build_memory_schema, drop_database,
                                       provisioned_database)
 from test_framework.provision.schema import schema_from
@@ -56,6 +56,7 @@ class ClassResources:
         self.isolation_class.check_settings(self.isolation_settings)
         self.backend = None
         self.database = None
+        self.test_database_url: MaskedUrl | None = None
         self.engine = None
         self.engine_is_shared = False
         self.isolation = None
@@ -69,6 +70,7 @@ class ClassResources:
         self.database = await provisioned_database(
             self.backend, self.schema, private=self.isolation_class.private_database,
             keep=settings.keep_database.value)
+        self.test_database_url = MaskedUrl(self.database.url)  # each test's self.test_database_url
         self.engine, self.engine_is_shared = engine_for(
             self.backend, self.database.url, search_path=self.database.search_path,
             one_connection=self.isolation_class.holds_one_connection,

@@ -254,7 +254,7 @@ class QueryAssertions:
         """Start the test's N+1 detector, as its class's settings say; check it at cleanup."""
         metrics = self._ssot_capturing_metrics("the N+1 detector")
         metrics.dialect = self.engine.dialect.name
-        settings = ClassSettings(type(self))
+        settings = self._ssot_scope.resources.settings  # read once per class
         policy = settings.n_plus_one
         if policy.value == "ignore":
             return

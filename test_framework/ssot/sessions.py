@@ -36,7 +36,7 @@ from test_framework.ssot.shared_savepoints import (LABEL_KEY, RollbackConflictEr
                                                    SharedSavepoints)
 
 __all__ = ["ConcurrentSessionsError", "DEFAULT_SESSION_OPTIONS", "RecordingSessionmaker",
-           "RollbackConflictError", "label_session", "session_options", "share_savepoints"]
+           "RollbackConflictError", "session_options", "share_savepoints"]
 
 DEFAULT_SESSION_OPTIONS: Mapping[str, Any] = {"expire_on_commit": False}
 FRAMEWORK_OPTIONS = ("bind", "binds", "join_transaction_mode")  # the isolation mode's
@@ -85,8 +85,13 @@ class RecordingSessionmaker(async_sessionmaker):
                                             base=base, aborts=aborts) if shared else None)
 
     def __call__(self, **local_kw) -> AsyncSession:
+        return self.labelled(None, **local_kw)
+
+    def labelled(self, label: str | None, **local_kw) -> AsyncSession:
+        """Make a session named ``label`` in errors; ``None``: by the line that asked for it
+        (a walk up the stack, which the framework's own sessions skip)."""
         session = super().__call__(**local_kw)
-        session.sync_session.info[LABEL_KEY] = f"the session made in {_call_site()}"
+        session.sync_session.info[LABEL_KEY] = label or f"the session made in {_call_site()}"
         if self.savepoints is not None:
             self.savepoints.watch(session.sync_session)
         self.sessions.append(session)
@@ -118,11 +123,6 @@ class RecordingSessionmaker(async_sessionmaker):
         self.sessions.clear()
         if self.savepoints is not None:
             self.savepoints.detach()
-
-
-def label_session(session: AsyncSession, label: str) -> None:
-    """Name ``session`` in the framework's errors ("self.session")."""
-    session.sync_session.info[LABEL_KEY] = label
 
 
 def _call_site() -> str:

@@ -30,7 +30,7 @@ from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.isolation.protocol import (Isolation, IsolationSettings, KeepState,
                                                     TestSessions)
 from test_framework.ssot.leftovers import LeftoverRowDetector
-from test_framework.ssot.sessions import RecordingSessionmaker, label_session
+from test_framework.ssot.sessions import RecordingSessionmaker
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
 
@@ -73,11 +73,10 @@ class CommitIsolation(Isolation):
                     if self.reset_sequences:
                         await self.backend.reset_sequences(connection)
             factory = RecordingSessionmaker(self.engine, **self.session_options)
-            session = factory(bind=connection)
+            session = factory.labelled("self.session", bind=connection)
         except BaseException:
             await connection.close()
             raise
-        label_session(session, "self.session")
         if self.backend is not None:  # a lone helper read: no BEGIN and COMMIT round trips
             helper_options.setdefault("without_transaction", self.backend.without_transaction)
         return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))

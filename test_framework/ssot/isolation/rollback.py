@@ -27,7 +27,7 @@ from test_framework.log import current_test_id, get_logger, mask_url
 from test_framework.ssot.async_test_helpers import AsyncTestDatabase
 from test_framework.ssot.isolation.protocol import (Isolation, IsolationSettings, KeepState,
                                                     TestSessions)
-from test_framework.ssot.sessions import RecordingSessionmaker, label_session, share_savepoints
+from test_framework.ssot.sessions import RecordingSessionmaker, share_savepoints
 from test_framework.ssot.savepoint_hooks import begin_base, rollback_to_base
 from test_framework.ssot.unanswered import (drop_now, no_answer, notice_closed_connections,
                                             report_abandoned, teardown_bound)
@@ -130,8 +130,7 @@ class RollbackIsolation(Isolation):
                                         turn_bound=self.turn_bound, aborts=self.aborts,
                                         join_transaction_mode="create_savepoint",
                                         **self.session_options)
-        session = factory()
-        label_session(session, label)
+        session = factory.labelled(label)
         db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
                                hold_read_transactions=True, **helper_options)
         return TestSessions(session, factory, db)
