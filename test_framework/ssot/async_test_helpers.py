@@ -12,7 +12,12 @@ statement is rolled back so the session stays usable. Inside
 
 The rollback isolation mode passes ``delete_rows_on_cleanup=False`` and
 ``hold_read_transactions=True``: its outer rollback removes every row, and
-all its sessions share one connection, so there are no locks to release.
+all its sessions share one connection, so there are no locks to release. It
+also passes that ``connection``: a helper statement that would begin and end
+a transaction of its own (the session holds none and nothing is pending)
+runs on it directly, with the savepoint bookkeeping the session's
+transaction would have had (``shared_savepoints.run_alone``) but without
+SQLAlchemy's session machinery, which cost more than the statement.
 Commit mode passes its backend's ``without_transaction``: one statement that
 would begin and commit a transaction of its own (a read, a ``create`` that
 makes no parent row, a cleanup that is one DELETE) runs without one, which
@@ -29,7 +34,7 @@ from typing import Any, Awaitable, Callable, ContextManager, Iterable, Mapping
 from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
-from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.sql.expression import ClauseElement, Executable, TextClause
 
 from test_framework.errors import CleanupError, ConcurrentSessionsError, QueryGuardError
 from test_framework.log import get_logger
@@ -37,6 +42,7 @@ from test_framework.backends import require_test_connection
 from test_framework.ssot.factories import RowFactory
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
 from test_framework.ssot.session_tasks import used_by_two_tasks
+from test_framework.ssot.shared_savepoints import run_alone
 from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, column_conditions,
                                         require_primary_key, table_mapping, typed_parameters)
 from test_framework.ssot.tracking import RowTracker, TrackedRow, deletes_in_one_statement
@@ -55,7 +61,8 @@ class AsyncTestDatabase:
                  metadata: MetaData | None = None, autocommit: bool = True,
                  delete_rows_on_cleanup: bool = True,
                  hold_read_transactions: bool = False,
-                 without_transaction: Callable[[Any], ContextManager] | None = None) -> None:
+                 without_transaction: Callable[[Any], ContextManager] | None = None,
+                 connection: AsyncConnection | None = None) -> None:
         self.session = session
         self.tables = table_mapping(tables)
         self.metadata = metadata
@@ -63,6 +70,7 @@ class AsyncTestDatabase:
         self.delete_rows_on_cleanup = delete_rows_on_cleanup
         self.hold_read_transactions = hold_read_transactions
         self._without_transaction = without_transaction
+        self._connection = connection  # rollback isolation's: where a lone statement runs
         self._tracker = RowTracker(session)
         self._transactions: list[AsyncSessionTransaction] = []
         self._autobegun: object | None = None
@@ -84,19 +92,19 @@ class AsyncTestDatabase:
                             params: Mapping[str, Any] | None = None) -> Result:
         """Run raw SQL (or a Core statement) with bound parameters; return the buffered result."""
         async with self._statement(write=True):
-            return await self._execute(_as_statement(query), params)
+            return await self._execute(*_as_statement(query), params)
 
     async def fetch_one(self, query: str | Executable,
                         params: Mapping[str, Any] | None = None) -> Row | None:
         """Run a query (SQL text or a Core ``select``) and return its first row, or None."""
         async with self._statement(write=False):
-            return (await self._execute(_as_statement(query), params)).first()
+            return (await self._execute(*_as_statement(query), params)).first()
 
     async def fetch_all(self, query: str | Executable,
                         params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run a query (SQL text or a Core ``select``) and return all its rows."""
         async with self._statement(write=False):
-            return list((await self._execute(_as_statement(query), params)).all())
+            return list((await self._execute(*_as_statement(query), params)).all())
 
     # -- test rows ----------------------------------------------------------------
 
@@ -146,9 +154,9 @@ class AsyncTestDatabase:
         committed_at_once = only and self._can_go_alone()
         if committed_at_once:  # no context manager on the common path: it costs each call
             async with self._alone():
-                row = (await self._execute(statement, params)).one()
-        else:
-            row = (await self._execute(statement, params)).one()
+                row = (await self._execute(statement, True, params)).one()
+        else:  # a Core INSERT on a Table: alone where it is the call's one statement
+            row = (await self._execute(statement, only, params)).one()
         if self.delete_rows_on_cleanup:
             key = tuple(row._mapping[column.name] for column in target.primary_key.columns)
             self._tracker.track(target, key, committed=committed_at_once)
@@ -184,7 +192,7 @@ class AsyncTestDatabase:
             query = select(func.count()).select_from(source)
             if conditions:
                 query = query.where(*conditions)
-            return (await self._execute(query, values)).scalar_one()
+            return (await self._execute(query, True, values)).scalar_one()
 
     async def table(self, table_name: str, columns: Iterable[str] = ()) -> Table:
         """Return the ``Table`` the helpers use for a name (from ``metadata``, else reflected;
@@ -380,12 +388,31 @@ class AsyncTestDatabase:
         current = self.session.sync_session.get_transaction()
         return current is not None and current is self._autobegun
 
-    async def _execute(self, statement, params: Mapping[str, Any] | None = None) -> Result:
+    async def _execute(self, statement, alone: bool,
+                       params: Mapping[str, Any] | None = None) -> Result:
+        """Run ``statement`` through the session, or alone on rollback isolation's connection.
+
+        ``alone``: the statement is plain Core or SQL text, whose rows are the
+        same either way (an ORM ``select`` returns objects only through a session).
+        """
+        params = dict(params or {})
         try:
-            return await self.session.execute(statement, dict(params or {}))
+            if alone and self._runs_alone():
+                return await self._connection.run_sync(run_alone, self.session.sync_session,
+                                                       statement, params)
+            return await self.session.execute(statement, params)
         except Exception as exc:
             logger.debug("statement failed: %s (%s: %s)", statement, type(exc).__name__, exc)
             raise
+
+    def _runs_alone(self) -> bool:
+        """Whether a statement may skip the session: on rollback isolation's connection,
+        with no transaction of the session's or the test's open and nothing pending to
+        flush (the session would flush it first, and commit it with the statement)."""
+        session = self.session
+        return (self._connection is not None and self.autocommit and not self._transactions
+                and not session.in_transaction()
+                and not (session.new or session.dirty or session.deleted))
 
     def _pop_transaction(self, transaction):
         if transaction is None:
@@ -395,8 +422,11 @@ class AsyncTestDatabase:
         return transaction
 
 
-def _as_statement(query: str | Executable) -> Executable:
-    return _text(query) if isinstance(query, str) else query
+def _as_statement(query: str | Executable) -> tuple[Executable, bool]:
+    """The statement for ``query``, and whether it may run alone (SQL text: no ORM rows)."""
+    if isinstance(query, str):
+        return _text(query), True
+    return query, isinstance(query, TextClause)
 
 
 @functools.lru_cache(maxsize=1024)

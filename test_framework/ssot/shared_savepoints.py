@@ -27,7 +27,9 @@ So any order works but one: session A writes, session B then writes
 (committed or not), and A rolls back before B does. Statements are credited
 to sessions by the session's own events (a statement or flush starts, on its
 greenlet); one run on ``await session.connection()`` goes to the newest open
-session. A SELECT is a read, even one calling a function that writes.
+session. A helper's lone statement (``run_alone``) is its session's own short
+transaction, kept here without SQLAlchemy's. A SELECT is a read, even one
+calling a function that writes.
 
 Every statement first asks ``session_tasks.py`` whether its task may use the
 connection now. The SQLAlchemy side (hooks and events) is ``savepoint_hooks.py``;
@@ -36,8 +38,10 @@ one private detail of SQLAlchemy is used here, below.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from greenlet import getcurrent
@@ -171,8 +175,13 @@ class SharedSavepoints:
         if not self.marks or self.marks[-1].owner is not None:
             return  # detached, or not a savepoint of ours
         root = None if transaction.parent is None else self._newest(session, roots=True)
-        savepoint = _SessionSavepoint(session, connection.get_nested_transaction(),
-                                      len(self.log), root, SessionTask.current())
+        self._own_newest_mark(session, connection.get_nested_transaction(), root)
+
+    def _own_newest_mark(self, session: Session, transaction, root) -> None:
+        """Make the savepoint just noted (``made``) ``session``'s: its transaction, or
+        ``transaction`` (a ``begin_nested()``) inside ``root``."""
+        savepoint = _SessionSavepoint(session, transaction, len(self.log), root,
+                                      SessionTask.current())
         self.marks[-1].owner = self.by_name[self.marks[-1].name] = savepoint
         self.open.append(savepoint)
         if root is not None:
@@ -181,6 +190,38 @@ class SharedSavepoints:
             self.outcomes[session] = "still open"
             self.turns.changed()
         self.running = (getcurrent(), session)
+
+    def run_alone(self, session: Session, run: Callable[[], Any]) -> Any:
+        """Run one helper statement of ``session`` as its own short transaction would,
+        without SQLAlchemy's (``AsyncTestDatabase`` in rollback isolation).
+
+        The statement gets the savepoint a session's transaction would have:
+        noted, sent only if the statement writes and a rollback to the newest
+        savepoint would undo more than it. It ends as a commit ends (nothing
+        sent), or after a failure as a rollback does, so a failed write leaves
+        the test able to go on. Each step is the session path's own: the same
+        turns between tasks, the same credit in the log, the same conflicts.
+        """
+        self._runs(session)
+        name = f"tf_helper_{next(_RENEWALS)}"
+        dialect = self.connection.dialect
+        dialect.do_savepoint(self.connection, name)  # waits its turn, then ``made``
+        if not self.marks or self.marks[-1].name != name:
+            return run()  # detached meanwhile: nothing to keep track of
+        self._own_newest_mark(session, None, None)
+        try:
+            result = run()
+        except Exception:
+            with contextlib.suppress(Exception):  # the statement's error is the one to see
+                dialect.do_rollback_to_savepoint(self.connection, name)
+            raise
+        except BaseException:  # cancelled or interrupted: nothing more is sent
+            if (savepoint := self.by_name.get(name)) is not None:
+                self._end(savepoint, "rolled back")
+            self.turns.changed()
+            raise
+        dialect.do_release_savepoint(self.connection, name)
+        return result
 
     def _runs(self, session: Session) -> None:
         """Before ``session`` runs SQL: one task at a time, and credit it with what runs."""
@@ -399,6 +440,14 @@ class SharedSavepoints:
                 f"{_ONE_CONNECTION}, and rolling back to a savepoint undoes everything "
                 "written after it, so the first session's writes were kept, not undone. "
                 f"Commit or roll back the first session before another one writes, {_COMMIT_MODE}")
+
+
+def run_alone(connection: Connection, session: Session, statement, params: dict):
+    """Run a helper's statement on rollback isolation's connection as ``session``'s own
+    short transaction (``SharedSavepoints.run_alone``), without the session's machinery."""
+    run = partial(connection.execute, statement, params)
+    ledger = connection.info.get(LEDGER_KEY)
+    return run() if ledger is None else ledger.run_alone(session, run)
 
 
 def _stuck(statement: str, writers: list) -> str:

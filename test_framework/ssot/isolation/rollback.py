@@ -132,7 +132,8 @@ class RollbackIsolation(Isolation):
                                         **self.session_options)
         session = factory.labelled(label)
         db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
-                               hold_read_transactions=True, **helper_options)
+                               hold_read_transactions=True, connection=self._connection,
+                               **helper_options)
         return TestSessions(session, factory, db)
 
     async def _begin_class(self, helper_options: dict) -> None:
