@@ -14,7 +14,7 @@ The rollback isolation mode passes ``delete_rows_on_cleanup=False`` and
 ``hold_read_transactions=True``: its outer rollback removes every row, and
 all its sessions share one connection, so there are no locks to release. It
 also passes that ``connection``: a helper statement that would begin and end
-a transaction of its own (the session holds none and nothing is pending)
+a transaction of its own (the session holds none, so nothing is pending)
 runs on it directly, with the savepoint bookkeeping the session's
 transaction would have had (``shared_savepoints.run_alone``) but without
 SQLAlchemy's session machinery, which cost more than the statement.
@@ -407,12 +407,11 @@ class AsyncTestDatabase:
 
     def _runs_alone(self) -> bool:
         """Whether a statement may skip the session: on rollback isolation's connection,
-        with no transaction of the session's or the test's open and nothing pending to
-        flush (the session would flush it first, and commit it with the statement)."""
-        session = self.session
+        with no transaction of the session's or the test's open. Nothing is pending
+        then either: SQLAlchemy 2 begins the session's transaction as soon as an
+        object is added, changed or deleted (the session would flush it first)."""
         return (self._connection is not None and self.autocommit and not self._transactions
-                and not session.in_transaction()
-                and not (session.new or session.dirty or session.deleted))
+                and not self.session.in_transaction())
 
     def _pop_transaction(self, transaction):
         if transaction is None:

@@ -110,7 +110,10 @@ class RecordingSessionmaker(async_sessionmaker):
             if session is not keep:
                 self.sessions.remove(session)
                 try:
-                    await session.close()
+                    if session.in_transaction():
+                        await session.close()
+                    elif session.identity_map:  # nothing to end: no SQL, no greenlet needed
+                        session.sync_session.close()
                 except Exception as exc:
                     failure = failure or exc
         if keep is None:
