@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import weakref
 from typing import Any, Awaitable, Callable, Mapping
 
 from sqlalchemy import Column, Table
@@ -35,6 +36,7 @@ from test_framework.ssot.typed_values import bindable, call_with, made_up_value
 
 _counters: collections.defaultdict[str, itertools.count] = collections.defaultdict(
     lambda: itertools.count(1))
+_required_by_table: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class RowFactory:
@@ -64,14 +66,14 @@ class RowFactory:
             if parent is not None:
                 self._take_parent_keys(target, values, name, parent, caller)
         dialect = self.lookup.dialect
-        if any(_required(column, target) and column.key not in values
-               for column in target.columns):
+        missing = [column for column in required_columns(target) if column.key not in values]
+        if missing:
             await self._make_parents(target, values, making + (target.fullname,))
             number = next(_counters[target.fullname])
             kinds = {table: kind for kind, table in self.tables.items()}
             kind = kinds.get(target.fullname, target.name)
-            for column in target.columns:
-                if column.key not in values and _required(column, target):
+            for column in missing:
+                if column.key not in values:  # not filled by a parent's key
                     values[column.key] = made_up_value(column, kind, number, dialect=dialect,
                                                        caller=caller)
         only = not making and not self.inserted  # the call's one statement: no parent made
@@ -121,6 +123,20 @@ class RowFactory:
                                        caller=f"create({parent_table!r})", making=making)
             for element in constraint.elements:
                 values.setdefault(element.parent.key, parent._mapping[element.column.name])
+
+
+def required_columns(table: Table) -> tuple[Column, ...]:
+    """The columns an INSERT into ``table`` cannot leave out, in the table's order.
+
+    Worked out once per table (again if columns were added since): every
+    ``create`` asks, and the answer takes a look at each column.
+    """
+    known = _required_by_table.get(table)
+    if known is None or known[0] != len(table.columns):
+        known = _required_by_table[table] = (
+            len(table.columns), tuple(column for column in table.columns
+                                      if _required(column, table)))
+    return known[1]
 
 
 def _required(column: Column, table: Table) -> bool:

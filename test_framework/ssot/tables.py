@@ -16,6 +16,7 @@ a UUID type is read as the UUID column it almost always is (typed_values).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Mapping
 
@@ -42,9 +43,9 @@ class TableLookup:
         self._reflected: dict[str, Table] = {}
         self._existing: set[str] = set()
 
-    @property
+    @functools.cached_property
     def dialect(self):
-        """The SQLAlchemy dialect of the session's connection."""
+        """The SQLAlchemy dialect of the session's connection (the session's bind is fixed)."""
         return self.session.get_bind().dialect
 
     async def get(self, table_name: str, columns=()) -> Table:
@@ -55,7 +56,8 @@ class TableLookup:
         ones keep their Python-side defaults.
         """
         declared = self.metadata.tables.get(table_name) if self.metadata is not None else None
-        if declared is not None and set(columns) <= set(declared.columns.keys()):
+        if declared is not None and all(isinstance(name, str) and name in declared.c
+                                        for name in columns):
             return declared
         live = await self._reflect(table_name)
         if declared is None:
@@ -123,8 +125,9 @@ def checked_values(target: Table, data: Mapping[str, Any]) -> dict[str, Any]:
         raise QueryGuardError(
             f"row data for {target.fullname!r} is a {type(data).__name__}; pass a dict of "
             f"column values, columns: {[c.name for c in target.columns]}")
-    unknown = sorted(set(data) - set(target.columns.keys()))
-    if unknown:
+    columns = target.c
+    if not all(isinstance(name, str) and name in columns for name in data):
+        unknown = sorted(set(data) - set(columns.keys()), key=str)
         raise QueryGuardError(
             f"table {target.fullname!r} has no column(s) {unknown}; its columns are "
             f"{[c.name for c in target.columns]}")

@@ -16,6 +16,7 @@ from sqlalchemy.types import NullType
 
 from test_framework import SSotAsyncTestCase
 from test_framework.errors import QueryGuardError
+from test_framework.ssot.factories import required_columns
 from test_framework.ssot.typed_values import UuidText, made_up_value
 from tests.realistic_app import ALEMBIC_INI
 from tests.realistic_app.models import Base, Role
@@ -329,3 +330,16 @@ class TestMadeUpValues(unittest.TestCase):
             self.made_up(col)
         with self.assertRaisesRegex(QueryGuardError, r"e\.g\. create\('t', \{'c': \.\.\.\}\)"):
             made_up_value(col, "t", 1, dialect=ON_SQLITE, caller="create('t')")
+
+
+class TestRequiredColumns(unittest.TestCase):
+    """Which columns ``create`` must fill is worked out once per table, and again after
+    the table gained a column (a test that migrates adds one to the declared table)."""
+
+    def test_a_column_added_later_is_required_too(self):
+        table = Table("gains", MetaData(), Column("id", Integer, primary_key=True),
+                      Column("name", String(20), nullable=False),
+                      Column("note", String(20)))
+        self.assertEqual([column.name for column in required_columns(table)], ["name"])
+        table.append_column(Column("code", String(8), nullable=False))
+        self.assertEqual([column.name for column in required_columns(table)], ["name", "code"])
