@@ -120,7 +120,7 @@ class RowQuery:
         self.table = table
         self.values = dict(values)
         self.conditions = column_conditions(table, self.values, caller=caller,
-                                            dialect=db.session.get_bind().dialect)
+                                            dialect=db.dialect)
 
     @property
     def matching(self) -> str:

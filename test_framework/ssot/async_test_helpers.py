@@ -34,7 +34,7 @@ from typing import Any, Awaitable, Callable, ContextManager, Iterable, Mapping
 from sqlalchemy import MetaData, Table, func, insert, select, table, text
 from sqlalchemy.engine import Result, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction
-from sqlalchemy.sql.expression import ClauseElement, Executable, TextClause
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from test_framework.errors import CleanupError, ConcurrentSessionsError, QueryGuardError
 from test_framework.log import get_logger
@@ -42,7 +42,7 @@ from test_framework.backends import require_test_connection
 from test_framework.ssot.factories import RowFactory
 from test_framework.ssot.query_guards import check_where_clause, split_table_name
 from test_framework.ssot.session_tasks import used_by_two_tasks
-from test_framework.ssot.shared_savepoints import run_alone
+from test_framework.ssot.shared_savepoints import Writer, run_alone
 from test_framework.ssot.tables import (DEFAULT_TABLES, TableLookup, column_conditions,
                                         require_primary_key, table_mapping, typed_parameters)
 from test_framework.ssot.tracking import RowTracker, TrackedRow, deletes_in_one_statement
@@ -57,13 +57,19 @@ CleanupRead = Callable[[AsyncConnection], Awaitable[Any]]
 class AsyncTestDatabase:
     """Async database helper for tests: queries, tracked test rows, transactions, cleanup."""
 
-    def __init__(self, session: AsyncSession, *, tables: Mapping[str, str] | None = None,
+    def __init__(self, session: AsyncSession | None = None, *,
+                 tables: Mapping[str, str] | None = None,
                  metadata: MetaData | None = None, autocommit: bool = True,
                  delete_rows_on_cleanup: bool = True,
                  hold_read_transactions: bool = False,
                  without_transaction: Callable[[Any], ContextManager] | None = None,
-                 connection: AsyncConnection | None = None) -> None:
-        self.session = session
+                 connection: AsyncConnection | None = None,
+                 make_session: Callable[[], AsyncSession] | None = None,
+                 name: str = "self.db") -> None:
+        if session is None and make_session is None:
+            raise TypeError("AsyncTestDatabase needs a session (or make_session to make one)")
+        self._session = session
+        self._make_session = make_session
         self.tables = table_mapping(tables)
         self.metadata = metadata
         self.autocommit = autocommit
@@ -71,15 +77,33 @@ class AsyncTestDatabase:
         self.hold_read_transactions = hold_read_transactions
         self._without_transaction = without_transaction
         self._connection = connection  # rollback isolation's: where a lone statement runs
-        self._tracker = RowTracker(session)
+        self._lone_writer = Writer(name)  # who its lone statements are credited to
+        self._tracker = RowTracker(lambda: self.session)
         self._transactions: list[AsyncSessionTransaction] = []
         self._autobegun: object | None = None
-        self._tables = TableLookup(session, metadata)
+        self._tables = TableLookup(lambda: self.session, metadata, connection=connection)
         self._running_in: asyncio.Task | None = None  # the task inside a helper call
 
     def __repr__(self) -> str:
         return (f"<AsyncTestDatabase tracked={len(self.tracked_rows)} "
                 f"open_transactions={len(self._transactions)}>")
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session the helpers share with the test (``self.session``). Given, or made
+        on first need: a test whose helper calls all run alone never makes one."""
+        if self._session is None:
+            self._session = self._make_session()
+        return self._session
+
+    @session.setter
+    def session(self, session: AsyncSession) -> None:
+        self._session = session
+
+    @property
+    def dialect(self):
+        """The SQLAlchemy dialect of the database the helpers run on."""
+        return self._tables.dialect
 
     @property
     def tracked_rows(self):
@@ -169,7 +193,7 @@ class AsyncTestDatabase:
         """Count rows in a real table matching a condition with bound ``params`` and
         ``column=value`` filters; values meant for a column bind through its type."""
         schema, name = split_table_name(table_name)
-        dialect = self.session.get_bind().dialect
+        dialect = self.dialect
         condition = check_where_clause(where_clause, dialect=dialect.name) if where_clause else ""
         if params and not condition:
             raise QueryGuardError(
@@ -270,7 +294,7 @@ class AsyncTestDatabase:
                 transaction = self._transactions.pop()
                 if transaction.is_active:
                     await transaction.rollback()
-            if self.session.in_transaction():
+            if self._session_holds_transaction():
                 await self.session.rollback()
             self._autobegun = None
             await self.cleanup_test_data(before_commit=before_commit)
@@ -328,7 +352,7 @@ class AsyncTestDatabase:
         """
         outer = self._one_task_at_a_time()
         try:
-            began = not self.session.in_transaction()
+            began = not self._session_holds_transaction()
             try:
                 if not write and self._can_go_alone():  # writes decide per statement
                     async with self._alone():
@@ -336,14 +360,14 @@ class AsyncTestDatabase:
                 else:
                     yield
             except BaseException:
-                if self.autocommit and not self._transactions and (
-                        began or self._owns_transaction()):
+                if self.autocommit and not self._transactions and self._session is not None \
+                        and (began or self._owns_transaction()):
                     with contextlib.suppress(Exception):
-                        await self.session.rollback()
+                        await self._session.rollback()
                     self._autobegun = None
                 raise
-            if began:
-                self._autobegun = self.session.sync_session.get_transaction()
+            if began and self._session is not None:
+                self._autobegun = self._session.sync_session.get_transaction()
             ends = write or not self.hold_read_transactions
             if ends and self.autocommit and not self._transactions and self._owns_transaction():
                 await self.session.commit()
@@ -371,11 +395,12 @@ class AsyncTestDatabase:
         run without one: the backend saves by it (``without_transaction``), no
         transaction is open, and nothing pending would be flushed (a flush of several
         rows must stay one transaction)."""
+        if self._without_transaction is None or not self.autocommit or self._transactions \
+                or self.hold_read_transactions:
+            return False
         session = self.session
-        return (self._without_transaction is not None and self.autocommit
-                and not self._transactions and not self.hold_read_transactions
-                and not session.in_transaction()
-                and not (session.new or session.dirty or session.deleted))
+        return not session.in_transaction() and not (session.new or session.dirty
+                                                     or session.deleted)
 
     @contextlib.asynccontextmanager
     async def _alone(self):
@@ -385,8 +410,13 @@ class AsyncTestDatabase:
             yield
 
     def _owns_transaction(self) -> bool:
-        current = self.session.sync_session.get_transaction()
+        if self._session is None:
+            return False
+        current = self._session.sync_session.get_transaction()
         return current is not None and current is self._autobegun
+
+    def _session_holds_transaction(self) -> bool:
+        return self._session is not None and self._session.in_transaction()
 
     async def _execute(self, statement, alone: bool,
                        params: Mapping[str, Any] | None = None) -> Result:
@@ -398,7 +428,7 @@ class AsyncTestDatabase:
         params = dict(params or {})
         try:
             if alone and self._runs_alone():
-                return await self._connection.run_sync(run_alone, self.session.sync_session,
+                return await self._connection.run_sync(run_alone, self._lone_writer,
                                                        statement, params)
             return await self.session.execute(statement, params)
         except Exception as exc:
@@ -411,7 +441,7 @@ class AsyncTestDatabase:
         then either: SQLAlchemy 2 begins the session's transaction as soon as an
         object is added, changed or deleted (the session would flush it first)."""
         return (self._connection is not None and self.autocommit and not self._transactions
-                and not self.session.in_transaction())
+                and not self._session_holds_transaction())
 
     def _pop_transaction(self, transaction):
         if transaction is None:
@@ -422,10 +452,14 @@ class AsyncTestDatabase:
 
 
 def _as_statement(query: str | Executable) -> tuple[Executable, bool]:
-    """The statement for ``query``, and whether it may run alone (SQL text: no ORM rows)."""
+    """The statement for ``query``, and whether it may run alone: not an ORM statement,
+    whose rows are objects only through a session. SQLAlchemy's private
+    ``_propagate_attrs`` is how its own ``Session.execute`` tells them apart
+    (``tests/ssot/test_helpers_alone.py`` checks an ORM select still returns objects)."""
     if isinstance(query, str):
         return _text(query), True
-    return query, isinstance(query, TextClause)
+    plugin = getattr(query, "_propagate_attrs", {}).get("compile_state_plugin")
+    return query, plugin != "orm"
 
 
 @functools.lru_cache(maxsize=1024)

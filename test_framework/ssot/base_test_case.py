@@ -182,8 +182,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             on_hold=lambda: self.addCleanup(self._ssot_release_left_open))
         resources = scope.resources
         self.engine = resources.engine
-        self.session = sessions.session
-        self.session_factory = sessions.session_factory
+        self.session_factory = sessions.session_factory  # self.session: made on first use
         self.db = sessions.db
         self.test_database_url = resources.test_database_url
         sandbox = sandbox_for(type(self), resources, self.session_factory)  # ssot/sandbox.py
@@ -251,6 +250,9 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
             self._ssot_set_up_on_first_use(f"self.{name}")
             if name in self.__dict__:
                 return self.__dict__[name]
+            if name == "session" and "db" in self.__dict__:  # made when first asked for
+                session = self.__dict__["session"] = self.db.session
+                return session
             raise AttributeError(
                 f"self.{name} is made by the framework's asyncSetUp, which did not run for "
                 f"{self.id()}: an overriding asyncSetUp (or setUp in a sync class) must call "

@@ -191,9 +191,9 @@ class SharedSavepoints:
             self.turns.changed()
         self.running = (getcurrent(), session)
 
-    def run_alone(self, session: Session, run: Callable[[], Any]) -> Any:
-        """Run one helper statement of ``session`` as its own short transaction would,
-        without SQLAlchemy's (``AsyncTestDatabase`` in rollback isolation).
+    def run_alone(self, session: Session | Writer, run: Callable[[], Any]) -> Any:
+        """Run one statement of ``session`` (a ``Writer``: a helper) as its own short
+        transaction would, without SQLAlchemy's (``AsyncTestDatabase`` in rollback isolation).
 
         The statement gets the savepoint a session's transaction would have:
         noted, sent only if the statement writes and a rollback to the newest
@@ -442,12 +442,26 @@ class SharedSavepoints:
                 f"Commit or roll back the first session before another one writes, {_COMMIT_MODE}")
 
 
-def run_alone(connection: Connection, session: Session, statement, params: dict):
-    """Run a helper's statement on rollback isolation's connection as ``session``'s own
-    short transaction (``SharedSavepoints.run_alone``), without the session's machinery."""
+class Writer:
+    """Who ran statements no session ran: a helper's lone statements (``self.db``).
+
+    It stands where a session would in the log, the turns and the messages,
+    under its ``label``.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.info = {LABEL_KEY: label}
+
+    def __repr__(self) -> str:
+        return f"<Writer {self.info[LABEL_KEY]}>"
+
+
+def run_alone(connection: Connection, writer: Writer, statement, params: dict):
+    """Run a helper's statement on rollback isolation's connection as ``writer``'s own
+    short transaction (``SharedSavepoints.run_alone``), without a session's machinery."""
     run = partial(connection.execute, statement, params)
     ledger = connection.info.get(LEDGER_KEY)
-    return run() if ledger is None else ledger.run_alone(session, run)
+    return run() if ledger is None else ledger.run_alone(writer, run)
 
 
 def _stuck(statement: str, writers: list) -> str:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import Column, MetaData, Table, bindparam, event, inspect
 from sqlalchemy.exc import NoSuchTableError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
@@ -35,18 +35,32 @@ DEFAULT_TABLES = {"user": "users", "thread": "threads", "message": "messages"}
 
 
 class TableLookup:
-    """Resolve table names for one session: metadata first, else reflection."""
+    """Resolve table names for one helper: metadata first, else reflection.
 
-    def __init__(self, session: AsyncSession, metadata: MetaData | None) -> None:
-        self.session = session
+    It asks on ``connection`` when given (rollback isolation's one
+    connection), else on the connection of ``session_of()``, the helper's
+    session (made only then).
+    """
+
+    def __init__(self, session_of: Callable[[], AsyncSession], metadata: MetaData | None,
+                 *, connection: AsyncConnection | None = None) -> None:
+        self._session_of = session_of
         self.metadata = metadata
+        self._direct = connection
         self._reflected: dict[str, Table] = {}
         self._existing: set[str] = set()
 
     @functools.cached_property
     def dialect(self):
-        """The SQLAlchemy dialect of the session's connection (the session's bind is fixed)."""
-        return self.session.get_bind().dialect
+        """The SQLAlchemy dialect of the connection the helper runs on (it is fixed)."""
+        if self._direct is not None:
+            return self._direct.dialect
+        return self._session_of().get_bind().dialect
+
+    async def _connection(self) -> AsyncConnection:
+        if self._direct is not None:
+            return self._direct
+        return await self._session_of().connection()
 
     async def get(self, table_name: str, columns=()) -> Table:
         """Return the Table for a name: from ``metadata`` if it has it, else reflected.
@@ -71,7 +85,7 @@ class TableLookup:
     async def _reflect(self, table_name: str) -> Table:
         if table_name not in self._reflected:
             schema, name = split_table_name(table_name)
-            connection = await self.session.connection()
+            connection = await self._connection()
             metadata = MetaData()  # its hook covers the tables that foreign keys pull in too
             event.listen(metadata, "column_reflect", read_uuid_text)
             try:
@@ -85,7 +99,7 @@ class TableLookup:
     async def exists(self, table_name: str) -> bool:
         """Ask the database (SQLAlchemy's inspector) whether the table is there."""
         schema, name = split_table_name(table_name)
-        connection = await self.session.connection()
+        connection = await self._connection()
         return await connection.run_sync(lambda sync: inspect(sync).has_table(name, schema=schema))
 
     async def require(self, table_name: str) -> None:
@@ -100,7 +114,7 @@ class TableLookup:
 
     async def _missing(self, table_name: str) -> str:
         schema, _ = split_table_name(table_name)
-        connection = await self.session.connection()
+        connection = await self._connection()
         with framework_statements():
             names = await connection.run_sync(lambda sync: inspect(sync).get_table_names(schema))
         return (f"table {table_name!r} does not exist in the test database; existing tables: "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import Table, and_, bindparam, event, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,8 +38,8 @@ class TrackedRow:
 class RowTracker:
     """Remember created rows per transaction; delete the committed ones on request."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, session_of: Callable[[], AsyncSession]) -> None:
+        self._session_of = session_of  # the helper's session, made when first needed
         self._pending: list[tuple[TrackedRow, tuple[SessionTransaction, ...]]] = []
         self._committed: list[TrackedRow] = []
         self._root_committed = False
@@ -80,12 +81,12 @@ class RowTracker:
             keys = by_table[table]
             step = _batch(table)
             for start in range(0, len(keys), step):
-                await self._session.execute(*_deleting(table, keys[start:start + step]))
+                await self._session_of().execute(*_deleting(table, keys[start:start + step]))
 
     def close(self) -> None:
         """Stop listening to the session's events (the record itself is kept)."""
         if self._listening:
-            sync_session = self._session.sync_session
+            sync_session = self._session_of().sync_session
             event.remove(sync_session, "after_soft_rollback", self._after_soft_rollback)
             event.remove(sync_session, "after_commit", self._after_commit)
             event.remove(sync_session, "after_transaction_end", self._after_transaction_end)
@@ -93,14 +94,14 @@ class RowTracker:
 
     def _listen(self) -> None:
         if not self._listening:
-            sync_session = self._session.sync_session
+            sync_session = self._session_of().sync_session
             event.listen(sync_session, "after_soft_rollback", self._after_soft_rollback)
             event.listen(sync_session, "after_commit", self._after_commit)
             event.listen(sync_session, "after_transaction_end", self._after_transaction_end)
             self._listening = True
 
     def _transaction_chain(self) -> tuple[SessionTransaction, ...]:
-        sync_session = self._session.sync_session
+        sync_session = self._session_of().sync_session
         transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
         chain = []
         while transaction is not None:

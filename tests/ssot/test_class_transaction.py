@@ -143,7 +143,7 @@ class TestExpectedFailures(SSotAsyncTestCase):
                          r"^an earlier query failed \('SELECT no_such_column FROM users' at "
                          r"tests/ssot/test_class_transaction\.py:\d+ in test_a_failed_read_"
                          r"without_one_is_explained_where_it_aborts: await self\.session\.execute"
-                         r".*self\.session wrote since.*async with session\.begin_nested\(\)")
+                         r".*self\.db wrote since.*async with session\.begin_nested\(\)")
 
 
 def delete_committed(url) -> None:

@@ -41,6 +41,22 @@ class TestHelpersAlone(SSotAsyncTestCase):
         self.assertEqual(row.email, "ada@x.test")
         self.assertFalse(self.session.in_transaction())
 
+    async def test_a_test_that_only_calls_helpers_never_makes_a_session(self):
+        user = await self.db.create_test_user({"email": "ada@x.test"})
+        await self.db.fetch_all("SELECT email FROM users WHERE id = :id", {"id": user.id})
+        self.assertEqual(await self.db.count_records("users", email="ada@x.test"), 1)
+        self.assertTrue(await self.db.table_exists("users"))
+        await self.assertRowExists("users", {"email": "ada@x.test"})
+        self.assertEqual(self.session_factory.sessions, [])
+        self.assertNotIn("session", self.__dict__)
+
+    async def test_self_session_made_on_first_use_is_the_helpers(self):
+        await self.db.create_test_user({"email": "helper@x.test"})
+        self.session.add(Member("orm@x.test"))
+        self.assertIs(self.session, self.db.session)
+        self.assertEqual(self.session_factory.sessions, [self.session])
+        self.assertEqual(await self.db.count_records("users"), 2)  # flushed: it went through
+
     async def test_a_failed_lone_write_is_undone_alone(self):
         await self.db.create_test_user({"email": "a@x.test"})
         await self.db.create_test_user({"email": "b@x.test"})
@@ -89,7 +105,7 @@ class TestHelpersAlone(SSotAsyncTestCase):
         await self.db.create_test_user({"email": "helper@x.test"})
         with self.assertRaises(RollbackConflictError) as caught:
             await app.rollback()
-        self.assertIn("but self.session (committed) wrote after them", str(caught.exception))
+        self.assertIn("but self.db (committed) wrote after them", str(caught.exception))
         self.assertEqual(await self.emails(), ["app@x.test", "helper@x.test"])
 
     async def test_an_app_session_rolls_back_alone_over_lone_writes_below_it(self):

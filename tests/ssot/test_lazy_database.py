@@ -110,7 +110,7 @@ class TestFirstUse(unittest.TestCase):
 
         @timeout(60)
         async def body(self):
-            seen.append("session" in self.__dict__)
+            seen.append("db" in self.__dict__)
             await self.session.execute(users.insert().values(email="lazy@example.com"))
             count = await self.session.scalar(select(func.count()).select_from(users))
             self.assertEqual(count, 1, "the first test's row was undone for the second")

@@ -79,7 +79,7 @@ class CommitIsolation(Isolation):
             raise
         if self.backend is not None:  # a lone helper read: no BEGIN and COMMIT round trips
             helper_options.setdefault("without_transaction", self.backend.without_transaction)
-        return TestSessions(session, factory, AsyncTestDatabase(session, **helper_options))
+        return TestSessions(factory, AsyncTestDatabase(session, **helper_options))
 
     async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
         """Close the app's sessions, delete the rows the test made, look for leftovers.

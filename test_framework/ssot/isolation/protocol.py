@@ -42,9 +42,13 @@ class TestSessions:
 
     __test__ = False
 
-    session: AsyncSession
     session_factory: RecordingSessionmaker
     db: AsyncTestDatabase
+
+    @property
+    def session(self) -> AsyncSession:
+        """``self.session``: the helper's, made on first use where the mode allows."""
+        return self.db.session
 
 
 class Isolation:

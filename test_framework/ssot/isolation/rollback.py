@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import weakref
 
@@ -125,16 +126,17 @@ class RollbackIsolation(Isolation):
             "(pg_terminate_backend, a restart in a loop)")
 
     def _sessions(self, helper_options: dict, *, base: str | None,
-                  label: str = "self.session") -> TestSessions:
+                  label: str = "self.session", name: str = "self.db") -> TestSessions:
+        """The test's factory and helper; its session is made when first used (a test
+        whose helper calls all run alone on the connection never needs one)."""
         factory = RecordingSessionmaker(self._connection, shared=True, base=base,
                                         turn_bound=self.turn_bound, aborts=self.aborts,
                                         join_transaction_mode="create_savepoint",
                                         **self.session_options)
-        session = factory.labelled(label)
-        db = AsyncTestDatabase(session, delete_rows_on_cleanup=False,
-                               hold_read_transactions=True, connection=self._connection,
-                               **helper_options)
-        return TestSessions(session, factory, db)
+        db = AsyncTestDatabase(make_session=functools.partial(factory.labelled, label),
+                               delete_rows_on_cleanup=False, hold_read_transactions=True,
+                               connection=self._connection, name=name, **helper_options)
+        return TestSessions(factory, db)
 
     async def _begin_class(self, helper_options: dict) -> None:
         """Begin the transaction that lasts for the class, and the savepoint each test undoes.
@@ -149,7 +151,8 @@ class RollbackIsolation(Isolation):
         self._class_transaction = await self._connection.begin()
         if self.class_data is not None:
             sessions = self._sessions(helper_options, base=None,
-                                      label="asyncSetUpTestData's session (its db)")
+                                      label="asyncSetUpTestData's session (its db)",
+                                      name="asyncSetUpTestData's db")
             try:
                 await self.class_data(sessions.db)
             finally:
