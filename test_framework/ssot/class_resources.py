@@ -32,6 +32,7 @@ from test_framework.ssot.unanswered import report_abandoned, teardown_bound
 
 logger = get_logger(__name__)
 RESOURCES_ATTRIBUTE = "_ssot_resources"
+CHECKED_RESOURCES_ATTRIBUTE = "_ssot_checked_resources"  # made by the settings check
 INTERRUPTED_BOUND = 2.0  # seconds each release step may wait after Ctrl-C
 
 
@@ -173,12 +174,38 @@ class ClassResources:
                              "engine", why)
 
 
+def checked_resources(test_class: type) -> None:
+    """Read and check the class's settings before its first test, by making its resources.
+
+    They are kept, unopened, for ``class_resources`` to take when the class
+    first uses its database, so the settings are read once per run of the
+    class; a class cleanup forgets them, so the next run reads them anew.
+    """
+    setattr(test_class, CHECKED_RESOURCES_ATTRIBUTE, ClassResources(test_class))
+    test_class.addClassCleanup(_forget_checked, test_class)
+
+
+def settings_checked(test_class: type) -> bool:
+    """Whether this run of the class has checked its settings (and kept or opened them)."""
+    return (CHECKED_RESOURCES_ATTRIBUTE in test_class.__dict__
+            or RESOURCES_ATTRIBUTE in test_class.__dict__)
+
+
+def _forget_checked(test_class: type) -> None:
+    if CHECKED_RESOURCES_ATTRIBUTE in test_class.__dict__:
+        delattr(test_class, CHECKED_RESOURCES_ATTRIBUTE)
+
+
 def class_resources(test_class: type) -> ClassResources:
     """Return the class's shared resources, registering their release once."""
     resources = test_class.__dict__.get(RESOURCES_ATTRIBUTE)
     if resources is None:
         runner = shared_runner()
-        resources = ClassResources(test_class)
+        resources = test_class.__dict__.get(CHECKED_RESOURCES_ATTRIBUTE)
+        if resources is None:
+            resources = ClassResources(test_class)
+        else:
+            delattr(test_class, CHECKED_RESOURCES_ATTRIBUTE)
         setattr(test_class, RESOURCES_ATTRIBUTE, resources)
         test_class.addClassCleanup(_release, test_class, runner)
     return resources

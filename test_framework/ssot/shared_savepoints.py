@@ -215,7 +215,7 @@ class SharedSavepoints:
             with contextlib.suppress(Exception):  # the statement's error is the one to see
                 dialect.do_rollback_to_savepoint(self.connection, name)
             raise
-        except BaseException:  # cancelled or interrupted: nothing more is sent
+        except BaseException:  # cancelled (SQLAlchemy drops the connection) or Ctrl-C
             if (savepoint := self.by_name.get(name)) is not None:
                 self._end(savepoint, "rolled back")
             self.turns.changed()

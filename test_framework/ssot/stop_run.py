@@ -26,30 +26,28 @@ from test_framework.errors import (ConfigurationError, DatabaseUnavailableError,
                                    shown_alone)
 from test_framework.log import configure_stderr_handler, get_logger
 from test_framework.sharding import current_shard
-from test_framework.ssot.class_resources import ClassResources
+from test_framework.ssot.class_resources import checked_resources, settings_checked
 
 __unittest = True  # frames here are never the user's problem
 
 logger = get_logger(__name__)
 STOPS_THE_RUN = (ConfigurationError, DatabaseUnavailableError)
-CHECKED_ATTRIBUTE = "_ssot_settings_checked"
 
 
 def check_settings(test: unittest.TestCase) -> None:
-    """Raise ``ConfigurationError`` for a bad setting or URL (the URL once per class that runs)."""
+    """Raise ``ConfigurationError`` for a bad setting or URL (once per run of a class)."""
     project_settings()
     configure_stderr_handler(run_setting("log_level").value)
     current_shard()
     test_class = type(test)
-    if test_class.__dict__.get(CHECKED_ATTRIBUTE):
+    if settings_checked(test_class):
         return
     method = getattr(test_class, test._testMethodName, None)
     if getattr(test_class, "__unittest_skip__", False) or getattr(method, "__unittest_skip__",
                                                                    False):
         return  # a skipped test needs no database: a bad URL is reported when one does
     backend_for(database_url_for(test_class))
-    ClassResources(test_class)  # reads and checks the rest of the class's settings
-    setattr(test_class, CHECKED_ATTRIBUTE, True)
+    checked_resources(test_class)  # reads and checks the rest of the class's settings
 
 
 class stopping_the_run:

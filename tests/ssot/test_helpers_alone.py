@@ -18,7 +18,7 @@ from sqlalchemy.orm import registry
 from test_framework import SSotAsyncTestCase
 from test_framework.sample_schema import users
 from test_framework.ssot.sessions import RollbackConflictError
-from tests.support import count_rows_sync, problems, run_case, timeout
+from tests.support import count_rows_sync, problems, run_case, skip_unless_backend, timeout
 
 
 class Member:
@@ -162,6 +162,32 @@ class TestLoneWritesLeaveNothingBehind(unittest.TestCase):
         result = run_case(Lone)
         self.assertTrue(result.wasSuccessful(), problems(result))
         self.assertEqual(seen["next"], 0)
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    @skip_unless_backend("postgresql")  # SQLite runs a statement on the loop's thread: no cut
+    def test_a_lone_write_cut_short_leaves_nothing_for_the_next_test(self):
+        """SQLAlchemy gives up the connection of a statement cut short; the test's
+        writes go with it, and the next test gets a new connection."""
+        seen = {}
+
+        class CutShort(SSotAsyncTestCase):
+            @timeout(30)
+            async def test_1_cut_short(self):
+                seen["url"] = self.engine.url
+                await self.db.create_test_user({"email": "before@x.test"})
+                with self.assertRaises(TimeoutError):
+                    async with asyncio.timeout(0.3):
+                        await self.db.execute_query(
+                            "INSERT INTO users (email, is_active) SELECT 'slow@x.test', true "
+                            "FROM pg_sleep(10)")
+
+            async def test_2_next(self):
+                await self.db.create_test_user({"email": "next@x.test"})
+                seen["next"] = await self.db.count_records("users")
+
+        result = run_case(CutShort)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["next"], 1)
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
 
 
