@@ -13,26 +13,15 @@ import unittest
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import registry
 
 from test_framework import SSotAsyncTestCase
-from test_framework.sample_schema import users
 from test_framework.ssot.sessions import RollbackConflictError
+from tests.ssot.test_sessions import SessionsTestCase
+from tests.ssot.test_sessions import User as Member
 from tests.support import count_rows_sync, problems, run_case, skip_unless_backend, timeout
 
 
-class Member:
-    """An ORM class on the sample ``users`` table."""
-
-    def __init__(self, email: str) -> None:
-        self.email = email
-        self.is_active = True
-
-
-registry().map_imperatively(Member, users)
-
-
-class TestHelpersAlone(SSotAsyncTestCase):
+class TestHelpersAlone(SessionsTestCase):
     async def test_a_lone_create_and_read_send_only_their_statements(self):
         async with self.assertNumQueries(2):
             user = await self.db.create_test_user({"email": "ada@x.test"})
@@ -137,10 +126,6 @@ class TestHelpersAlone(SSotAsyncTestCase):
         await task
         self.assertEqual(events, ["app commits", "helper wrote"])
         self.assertEqual(await self.emails(), ["helper@x.test", "task@x.test"])
-
-    async def emails(self) -> list[str]:
-        async with self.session_factory() as fresh:
-            return list((await fresh.scalars(select(users.c.email).order_by("email"))).all())
 
 
 class TestLoneWritesLeaveNothingBehind(unittest.TestCase):
