@@ -206,8 +206,6 @@ class SharedSavepoints:
         name = f"tf_helper_{next(_RENEWALS)}"
         dialect = self.connection.dialect
         dialect.do_savepoint(self.connection, name)  # waits its turn, then ``made``
-        if not self.marks or self.marks[-1].name != name:
-            return run()  # detached meanwhile: nothing to keep track of
         self._own_newest_mark(session, None, None)
         try:
             result = run()
