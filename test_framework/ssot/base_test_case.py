@@ -110,7 +110,7 @@ class SSotBaseTestCase(LegacyHelpers, RowAssertions, QueryAssertions, unittest.T
         watch = self._ssot_failures = FailureWatch(result) if (
             result is not None and project_settings().keep_failed.value) else None
         try:
-            with watching(self._ssot_unawaited):
+            with watching(self._ssot_unawaited), shared_runner().signals_wake_loop:
                 ran = super().run(result if watch is None else watch)
                 return ran if watch is None else result
         except KeyboardInterrupt:

@@ -66,6 +66,11 @@ class ClassRunner:
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
+    @property
+    def signals_wake_loop(self) -> SignalWakeup:
+        """Enter around a whole test, so its loop passes need not each point the fd."""
+        return self._signal_wakeup
+
     def run(self, coroutine, *, context=None):
         """Run ``coroutine`` to completion as a task on the shared loop."""
         if asyncio._get_running_loop() is not None:
@@ -134,9 +139,12 @@ class SignalWakeup:
     loop: under load, an endless SQLite query ran on until its statement
     timeout (60 s). CPython's C handler writes to the wakeup fd at once, from
     any thread; the loop watches the other end, so its sleep ends and the
-    handler runs. The fd is the process's: set for each ``run`` on the main
-    thread, then given back (or left to one set during the run, such as by
-    ``loop.add_signal_handler``).
+    handler runs. The fd is the process's: set on the main thread for a whole
+    test (``ClassRunner.signals_wake_loop``) or for one ``run``, then given
+    back (or left to one set meanwhile, such as by ``loop.add_signal_handler``).
+    A signal that lands between the test's loop passes leaves a byte, read at
+    the next pass. Entered again inside, it does nothing: pointing the fd costs
+    two system calls, and a test makes three or more passes.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -144,20 +152,29 @@ class SignalWakeup:
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
+        self._fd = self._writer.fileno()
         self._previous: int | None = None
+        self._depth = 0  # how many ``with`` blocks are in: only the outermost sets the fd
         loop.add_reader(self._reader.fileno(), self._drain)
 
     def __enter__(self) -> None:
+        self._depth += 1
+        if self._depth > 1:  # a loop pass inside a test that already points it here
+            return
         try:
-            self._previous = signal.set_wakeup_fd(self._writer.fileno(),
-                                                  warn_on_full_buffer=False)
+            self._previous = signal.set_wakeup_fd(self._fd, warn_on_full_buffer=False)
         except ValueError:  # not the main thread, which alone runs signal handlers
             self._previous = None
 
     def __exit__(self, *exc_info) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self._give_back()
+
+    def _give_back(self) -> None:
         if self._previous is not None:
             replaced = signal.set_wakeup_fd(self._previous)
-            if replaced != self._writer.fileno():  # set by the code that ran: keep it
+            if replaced != self._fd:  # set by the code that ran: keep it
                 signal.set_wakeup_fd(replaced)
             self._previous = None
 
@@ -167,7 +184,9 @@ class SignalWakeup:
                 pass
 
     def close(self) -> None:
-        """Stop watching and close both ends, before the loop closes."""
+        """Stop watching and close both ends, before the loop closes (a Ctrl-C closes it
+        inside a test: the fd is given back first, never left on a closed socket)."""
+        self._give_back()
         if self._reader.fileno() != -1:
             self._loop.remove_reader(self._reader.fileno())
         self._reader.close()

@@ -204,6 +204,44 @@ class TestClassLoop(unittest.TestCase):
         self.assertLess(time.monotonic() - started, 5)
         self.assertEqual(signal.set_wakeup_fd(-1), -1, "the run gave the wakeup fd back")
 
+    def test_a_test_points_the_wakeup_fd_once_and_gives_it_back(self):
+        """Between its loop passes (a sync setUp) the fd still points at the loop's socket,
+        so a signal landing there wakes the next pass; after the test it is given back."""
+        seen = []
+
+        class Wakes(SSotAsyncTestCase):
+            def setUp(self):
+                seen.append(_current_wakeup_fd())
+                super().setUp()
+
+            async def test_nothing(self):
+                seen.append(_current_wakeup_fd())
+
+        result = run_case(Wakes)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(len(seen), 2)
+        self.assertNotEqual(seen[0], -1, "no wakeup fd between the test's loop passes")
+        self.assertEqual(seen[0], seen[1])
+        self.assertEqual(_current_wakeup_fd(), -1, "the test gave the wakeup fd back")
+
+    def test_a_runner_closed_inside_a_test_gives_the_wakeup_fd_back_first(self):
+        """Ctrl-C closes the shared runner inside the test's ``run``: the fd must not be
+        left on the closed socket's number, which the next open file may reuse."""
+        runner = ClassRunner()
+        self.addCleanup(runner.close)
+        with runner.signals_wake_loop:
+            runner.run(asyncio.sleep(0))
+            runner.close()
+            self.assertEqual(_current_wakeup_fd(), -1, "close left the fd on its socket")
+        self.assertEqual(_current_wakeup_fd(), -1)
+
+
+def _current_wakeup_fd() -> int:
+    """The process's signal wakeup fd, read by setting it and setting it back."""
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
+
 
 EXIT_SUITE = '''
 import asyncio
