@@ -203,7 +203,14 @@ def class_folder(test_class: type) -> Path:
     """The folder of the file that declares ``test_class`` (the working directory if none)."""
     module = sys.modules.get(test_class.__module__)
     file = getattr(module, "__file__", None)
-    return Path(file).resolve().parent if file else Path.cwd()
+    return _resolved_folder(file) if file else Path.cwd()
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_folder(file: str) -> Path:
+    """The real folder of a module's file, resolved once per process: resolving walks the
+    path a system call per part, and every test class asks."""
+    return Path(file).resolve().parent
 
 
 @functools.lru_cache(maxsize=256)

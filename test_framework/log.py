@@ -22,7 +22,8 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s [%(test_id)s] %(message)s"
 current_test_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "test_framework_test_id", default="-")
 
-logging.getLogger(ROOT_NAME).addHandler(logging.NullHandler())
+_root = logging.getLogger(ROOT_NAME)  # the same object for the process's life
+_root.addHandler(logging.NullHandler())
 
 
 class TestIdFilter(logging.Filter):
@@ -61,7 +62,7 @@ def configure_stderr_handler(level: str | None) -> None:
     ``logging.basicConfig()``), framework records stop there instead of
     reaching it too, so each line appears once.
     """
-    root = logging.getLogger(ROOT_NAME)
+    root = _root
     if not level or any(getattr(h, "_test_framework", False) for h in root.handlers):
         return
     handler = logging.StreamHandler()

@@ -123,7 +123,6 @@ def backend_class_for_url(url: URL) -> type[Backend]:
 
 
 @functools.cache
-@functools.cache
 def _load(name: str) -> type[Backend]:
     """The backend class for a name, its module imported on first use (asked per class)."""
     module_name, _, class_name = BACKENDS[name].partition(":")

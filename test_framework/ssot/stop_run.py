@@ -24,7 +24,7 @@ from test_framework.backends import backend_for
 from test_framework.config import database_url_for, project_settings, run_setting
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError, last_cause,
                                    shown_alone)
-from test_framework.log import configure_stderr_handler, get_logger
+from test_framework.log import get_logger
 from test_framework.sharding import current_shard
 from test_framework.ssot.class_resources import checked_resources, settings_checked
 
@@ -37,7 +37,7 @@ STOPS_THE_RUN = (ConfigurationError, DatabaseUnavailableError)
 def check_settings(test: unittest.TestCase) -> None:
     """Raise ``ConfigurationError`` for a bad setting or URL (once per run of a class)."""
     project_settings()
-    configure_stderr_handler(run_setting("log_level").value)
+    run_setting("log_level")  # checked here; asyncSetUp configures the handler with it
     current_shard()
     test_class = type(test)
     if settings_checked(test_class):
