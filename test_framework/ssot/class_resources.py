@@ -47,6 +47,7 @@ class ClassResources:
         self.test_class = test_class
         self.settings = settings = ClassSettings(test_class)
         self.url_setting = settings.database_url
+        self.backend = backend_for(self.url_setting)  # checks the URL; no server is asked
         self.isolation_class = isolation_mode(settings.isolation)
         self.schema = schema_from(settings)
         self.class_data = self._class_data_hook()
@@ -55,7 +56,6 @@ class ClassResources:
         self.metadata = self.schema.metadata if self.schema else None
         self.isolation_settings = self._isolation_settings()
         self.isolation_class.check_settings(self.isolation_settings)
-        self.backend = None
         self.database = None
         self.test_database_url: MaskedUrl | None = None
         self.engine = None
@@ -67,7 +67,6 @@ class ClassResources:
         if self.isolation is not None:
             return
         settings = project_settings()
-        self.backend = backend_for(self.url_setting)
         self.database = await provisioned_database(
             self.backend, self.schema, private=self.isolation_class.private_database,
             keep=settings.keep_database.value)

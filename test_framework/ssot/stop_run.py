@@ -20,8 +20,7 @@ from __future__ import annotations
 import sys
 import unittest
 
-from test_framework.backends import backend_for
-from test_framework.config import database_url_for, project_settings, run_setting
+from test_framework.config import project_settings, run_setting
 from test_framework.errors import (ConfigurationError, DatabaseUnavailableError, last_cause,
                                    shown_alone)
 from test_framework.log import get_logger
@@ -46,8 +45,7 @@ def check_settings(test: unittest.TestCase) -> None:
     if getattr(test_class, "__unittest_skip__", False) or getattr(method, "__unittest_skip__",
                                                                    False):
         return  # a skipped test needs no database: a bad URL is reported when one does
-    backend_for(database_url_for(test_class))
-    checked_resources(test_class)  # reads and checks the rest of the class's settings
+    checked_resources(test_class)  # reads and checks the class's URL and other settings
 
 
 class stopping_the_run:
