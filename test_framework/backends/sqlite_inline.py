@@ -36,6 +36,7 @@ from sqlalchemy import pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.base import SQLiteExecutionContext
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine.cursor import FullyBufferedCursorFetchStrategy
 from sqlalchemy.exc import MissingGreenlet
 
 from test_framework.backends.sqlite_interrupts import (InterruptibleConnection, run_guarded,
@@ -171,6 +172,22 @@ def _yield_to_the_loop() -> None:
 class InlineExecutionContext(SQLiteExecutionContext):
     def create_server_side_cursor(self):
         return self._dbapi_connection.cursor()  # sqlite3 steps rows as they are fetched
+
+    def post_exec(self) -> None:
+        """Read a statement's rows as it runs, as aiosqlite's and asyncpg's adapters do.
+
+        sqlite3 steps rows only as they are fetched, and SQLite refuses to
+        commit while a write is still in progress: an ``INSERT ... RETURNING``
+        whose rows were read after its transaction's commit failed ("cannot
+        commit transaction - SQL statements in progress"). Server-side
+        cursors (``stream_results``) still step row by row.
+        """
+        super().post_exec()
+        cursor = self.cursor
+        if cursor.description is not None and not self._is_server_side \
+                and not self.executemany:
+            self.cursor_fetch_strategy = FullyBufferedCursorFetchStrategy(
+                cursor, cursor.description, cursor.fetchall())
 
 
 class SQLiteDialect_inline(SQLiteDialect_pysqlite):
