@@ -18,7 +18,8 @@ a transaction of its own (the session holds none, so nothing is pending)
 runs on it directly, with the savepoint bookkeeping the session's
 transaction would have had (``shared_savepoints.run_alone``) but without
 SQLAlchemy's session machinery, which cost more than the statement.
-Commit mode passes its backend's ``without_transaction``: one statement that
+Commit mode passes the test's connection too (a lone statement commits on
+it at once) and its backend's ``without_transaction``: one statement that
 would begin and commit a transaction of its own (a read, a ``create`` that
 makes no parent row, a cleanup that is one DELETE) runs without one, which
 on PostgreSQL saves the BEGIN and COMMIT round trips.
@@ -76,7 +77,7 @@ class AsyncTestDatabase:
         self.delete_rows_on_cleanup = delete_rows_on_cleanup
         self.hold_read_transactions = hold_read_transactions
         self._without_transaction = without_transaction
-        self._connection = connection  # rollback isolation's: where a lone statement runs
+        self._connection = connection  # the test's: where a lone statement runs
         self._lone_writer = Writer(name)  # who its lone statements are credited to
         self._tracker = RowTracker(lambda: self.session)
         self._transactions: list[AsyncSessionTransaction] = []
@@ -99,6 +100,13 @@ class AsyncTestDatabase:
     @session.setter
     def session(self, session: AsyncSession) -> None:
         self._session = session
+
+    def connection_released(self) -> None:
+        """The test's connection went back to the pool (commit mode's teardown): from here
+        on, statements go through the session, which falls back to the engine, so a
+        cleanup that runs after teardown can still use the helpers."""
+        self._connection = None
+        self._tables.connection_released()
 
     @property
     def dialect(self):
@@ -398,14 +406,15 @@ class AsyncTestDatabase:
         if self._without_transaction is None or not self.autocommit or self._transactions \
                 or self.hold_read_transactions:
             return False
-        session = self.session
-        return not session.in_transaction() and not (session.new or session.dirty
-                                                     or session.deleted)
+        session = self._session  # one not made yet has nothing open or pending
+        return session is None or not session.in_transaction() and not (
+            session.new or session.dirty or session.deleted)
 
     @contextlib.asynccontextmanager
     async def _alone(self):
         """Run what follows without a transaction (what it writes is committed at once)."""
-        raw = await (await self.session.connection()).get_raw_connection()
+        connection = self._connection or await self.session.connection()
+        raw = await connection.get_raw_connection()
         with self._without_transaction(raw.dbapi_connection):
             yield
 
@@ -420,7 +429,7 @@ class AsyncTestDatabase:
 
     async def _execute(self, statement, alone: bool,
                        params: Mapping[str, Any] | None = None) -> Result:
-        """Run ``statement`` through the session, or alone on rollback isolation's connection.
+        """Run ``statement`` through the session, or alone on the test's connection.
 
         ``alone``: the statement is plain Core or SQL text, whose rows are the
         same either way (an ORM ``select`` returns objects only through a session).
@@ -436,8 +445,8 @@ class AsyncTestDatabase:
             raise
 
     def _runs_alone(self) -> bool:
-        """Whether a statement may skip the session: on rollback isolation's connection,
-        with no transaction of the session's or the test's open. Nothing is pending
+        """Whether a statement may skip the session: on the test's connection, with no
+        transaction of the session's or the test's open. Nothing is pending
         then either: SQLAlchemy 2 begins the session's transaction as soon as an
         object is added, changed or deleted (the session would flush it first)."""
         return (self._connection is not None and self.autocommit and not self._transactions

@@ -455,11 +455,31 @@ class Writer:
 
 
 def run_alone(connection: Connection, writer: Writer, statement, params: dict):
-    """Run a helper's statement on rollback isolation's connection as ``writer``'s own
-    short transaction (``SharedSavepoints.run_alone``), without a session's machinery."""
+    """Run a helper's statement on the test's connection as ``writer``'s own short
+    transaction would run, without a session's machinery; return its rows, buffered.
+
+    In rollback isolation the ledger keeps that transaction's books
+    (``SharedSavepoints.run_alone``); a connection already in a transaction
+    with no ledger runs the statement in it. Otherwise (commit mode) the
+    statement commits on its own, or is rolled back if it fails, and the
+    connection is left with no transaction: a session bound to it later must
+    begin its own, not join one it would never commit.
+    """
     run = partial(connection.execute, statement, params)
     ledger = connection.info.get(LEDGER_KEY)
-    return run() if ledger is None else ledger.run_alone(writer, run)
+    if ledger is not None:
+        return ledger.run_alone(writer, run)
+    if connection.in_transaction():
+        return run()
+    try:
+        result = run()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the statement's error is the one to see
+            connection.rollback()
+        raise
+    connection.commit()
+    return result
+
 
 
 def _stuck(statement: str, writers: list) -> str:

@@ -37,9 +37,9 @@ DEFAULT_TABLES = {"user": "users", "thread": "threads", "message": "messages"}
 class TableLookup:
     """Resolve table names for one helper: metadata first, else reflection.
 
-    It asks on ``connection`` when given (rollback isolation's one
-    connection), else on the connection of ``session_of()``, the helper's
-    session (made only then).
+    It asks on ``connection`` when given and in a transaction (rollback
+    isolation's one connection), else on the connection of ``session_of()``,
+    the helper's session (made only then).
     """
 
     def __init__(self, session_of: Callable[[], AsyncSession], metadata: MetaData | None,
@@ -50,6 +50,10 @@ class TableLookup:
         self._reflected: dict[str, Table] = {}
         self._existing: set[str] = set()
 
+    def connection_released(self) -> None:
+        """Ask through the session from now on (``AsyncTestDatabase.connection_released``)."""
+        self._direct = None
+
     @functools.cached_property
     def dialect(self):
         """The SQLAlchemy dialect of the connection the helper runs on (it is fixed)."""
@@ -58,7 +62,10 @@ class TableLookup:
         return self._session_of().get_bind().dialect
 
     async def _connection(self) -> AsyncConnection:
-        if self._direct is not None:
+        """The given connection while a transaction is open on it (always, in rollback
+        isolation). Else the session's: asked directly, the connection would begin a
+        transaction that a session bound to it later joins and never commits."""
+        if self._direct is not None and self._direct.in_transaction():
             return self._direct
         return await self._session_of().connection()
 

@@ -142,6 +142,95 @@ class TestOneConnectionPerTest(unittest.TestCase):
         self.assertEqual([str(w.message) for w in caught if w.category is ResourceWarning], [])
 
 
+class TestLoneStatementsOnTheTestsConnection(unittest.TestCase):
+    """A helper call of one statement runs on the test's connection, not through
+    ``self.session``, commits there at once, and leaves that connection with no
+    transaction: a session bound to it must begin (and really commit) its own."""
+
+    def test_lone_calls_skip_the_session_and_leave_it_committing_for_real(self):
+        seen = {}
+
+        class Lone(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_lone(self):
+                seen["url"] = self.engine.url
+                through_session = []
+                event.listen(self.session.sync_session, "do_orm_execute",
+                             lambda state: through_session.append(str(state.statement)))
+                user = await self.db.create_test_user({"email": "lone@x.test"})
+                await self.db.fetch_one("SELECT email FROM users WHERE id = :id",
+                                        {"id": user.id})
+                await self.db.fetch_all("SELECT email FROM users")
+                seen["lone"] = list(through_session)
+                seen["outside"] = await count_rows(self.engine.url, "users",
+                                                   "email = 'lone@x.test'")
+                self.assertTrue(await self.db.table_exists("users"))  # asked through it
+                self.assertFalse(self.session.in_transaction())
+                self.session.add(User("orm@x.test"))
+                await self.session.commit()
+                seen["orm outside"] = await count_rows(self.engine.url, "users",
+                                                       "email = 'orm@x.test'")
+                await self.session.execute(text("DELETE FROM users WHERE email = 'orm@x.test'"))
+                await self.session.commit()
+
+        result = run_case(Lone)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["lone"], [], "the lone calls went through self.session")
+        self.assertEqual(seen["outside"], 1, "a lone create is committed at once")
+        self.assertEqual(seen["orm outside"], 1, "the session's commit after the helpers' "
+                         "calls must be real, not a join of a transaction left open")
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    def test_a_failed_lone_write_leaves_no_transaction_behind(self):
+        seen = {}
+
+        class Fails(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_fails(self):
+                seen["url"] = self.engine.url
+                await self.db.create_test_user({"email": "dup@x.test"})
+                with self.assertRaises(IntegrityError):
+                    await self.db.create_test_user({"email": "dup@x.test"})
+                await self.db.create_test_user({"email": "after@x.test"})
+                self.session.add(User("orm@x.test"))
+                await self.session.commit()
+                seen["outside"] = await count_rows(self.engine.url, "users")
+                await self.session.execute(text("DELETE FROM users WHERE email = 'orm@x.test'"))
+                await self.session.commit()
+
+        result = run_case(Fails)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["outside"], 3, "dup, after and orm, each committed")
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+    def test_returning_rows_of_a_write_are_read_before_its_commit(self):
+        """SQLite refused to commit while an ``INSERT ... RETURNING`` was still being
+        stepped ("SQL statements in progress"): its rows are read as it runs."""
+        seen = {}
+
+        class Returns(SSotAsyncTestCase):
+            isolation = "commit"
+
+            async def test_returns(self):
+                seen["url"] = self.engine.url
+                result = await self.db.execute_query(
+                    "INSERT INTO users (email, is_active) VALUES ('ret@x.test', true) "
+                    "RETURNING id")
+                seen["rowcount"] = result.rowcount
+                new_id = result.scalar_one()
+                seen["outside"] = await count_rows(self.engine.url, "users", "id = :id",
+                                                   {"id": new_id})
+                await self.db.execute_query("DELETE FROM users WHERE id = :id", {"id": new_id})
+
+        result = run_case(Returns)
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["rowcount"], 1)
+        self.assertEqual(seen["outside"], 1)
+        self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
 class TestGuaranteesKept(unittest.TestCase):
     def test_failed_read_in_cleanup_still_deletes_and_commits(self):
         seen = {}

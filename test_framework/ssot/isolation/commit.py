@@ -79,7 +79,8 @@ class CommitIsolation(Isolation):
             raise
         if self.backend is not None:  # a lone helper read: no BEGIN and COMMIT round trips
             helper_options.setdefault("without_transaction", self.backend.without_transaction)
-        return TestSessions(factory, AsyncTestDatabase(session, **helper_options))
+        return TestSessions(factory, AsyncTestDatabase(session, connection=connection,
+                                                       **helper_options))
 
     async def end_test(self, sessions: TestSessions, *, keep: KeepState | None = None) -> None:
         """Close the app's sessions, delete the rows the test made, look for leftovers.
@@ -112,7 +113,7 @@ class CommitIsolation(Isolation):
                 try:
                     await sessions.session_factory.close_all()
                 finally:
-                    await self._release_connection(sessions.session)
+                    await self._release_connection(sessions)
         test_id = current_test_id.get()
         if self.checkouts:
             leftovers = list(self.checkouts.values())
@@ -125,10 +126,13 @@ class CommitIsolation(Isolation):
         if watching:
             self.leftovers.check(test_id, counted)
 
-    async def _release_connection(self, session) -> None:
-        """Return ``self.session``'s connection to the pool; the session falls back to the
-        engine, so a cleanup that runs after teardown (``addCleanup``) can still use it."""
+    async def _release_connection(self, sessions: TestSessions) -> None:
+        """Return the test's connection to the pool; ``self.session`` and ``self.db`` fall
+        back to the engine, so a cleanup that runs after teardown (``addCleanup``) can
+        still use them."""
+        session = sessions.session
         connection = session.bind
+        sessions.db.connection_released()
         if isinstance(connection, AsyncConnection):
             session.bind = self.engine
             await connection.close()
