@@ -179,8 +179,10 @@ class AsyncTestDatabase:
         """Insert one row and track it; ``only``: the helper call's one statement."""
         if self.delete_rows_on_cleanup:
             require_primary_key(target)
-        if any(isinstance(value, ClauseElement) for value in values.values()):
-            statement, params = insert(target).values(values).returning(*target.c), None
+        for value in values.values():  # a loop, not any(): a generator costs a call a value
+            if isinstance(value, ClauseElement):  # SQL expressions: a statement of their own
+                statement, params = insert(target).values(values).returning(*target.c), None
+                break
         else:  # one statement per table, built once: values go as parameters
             statement, params = _insert_returning(target), values
         committed_at_once = only and self._can_go_alone()

@@ -43,33 +43,28 @@ class CallSite:
 
 
 def call_sites(limit: int = 3) -> tuple[CallSite, ...]:
-    """Return up to ``limit`` frames of the user's code on the stack, innermost first."""
-    found: list[CallSite] = []
-    for frame in _frames(inspect.currentframe()):
-        code = frame.f_code
-        if _is_user_file(code.co_filename):
-            found.append(CallSite(code.co_filename, frame.f_lineno, code.co_name))
-            if len(found) == limit:
-                break
-    return tuple(found)
+    """Return up to ``limit`` frames of the user's code on the stack, innermost first.
 
-
-def _frames(frame):
-    """Yield frames outwards, continuing in the greenlet (and coroutine) that started this one.
-
-    The walk ends at the event loop that runs the task: what called the loop
-    (the runner, or a test running a suite) did not send the statement.
+    The walk goes outwards, continuing in the greenlet (and coroutine) that
+    started this one, and ends at the event loop that runs the task: what
+    called the loop (the runner, or a test running a suite) did not send the
+    statement. One loop, not a generator: it runs for every statement the
+    N+1 detector sees, and a generator costs a resumption per frame.
     """
+    found: list[CallSite] = []
+    frame = inspect.currentframe()
     current = greenlet.getcurrent() if greenlet is not None else None
     while True:
         while frame is not None and frame.f_code is not EVENT_LOOP_STEP:
-            yield frame
+            code = frame.f_code
+            if _is_user_file(code.co_filename):
+                found.append(CallSite(code.co_filename, frame.f_lineno, code.co_name))
+                if len(found) == limit:
+                    return tuple(found)
             frame = frame.f_back
-        if frame is not None:
-            return
-        current = getattr(current, "parent", None)
+        current = getattr(current, "parent", None) if frame is None else None
         if current is None:
-            return
+            return tuple(found)
         frame = current.gr_frame
 
 
