@@ -46,6 +46,7 @@ from typing import IO, Any, AsyncIterator
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import sort_tables
@@ -425,6 +426,7 @@ class SQLiteBackend(Backend):
         event.listen(sync_engine, "before_cursor_execute", sqlite_interrupts.statement_sent)
         event.listen(sync_engine, "after_cursor_execute", sqlite_interrupts.statement_done)
         event.listen(sync_engine, "handle_error", sqlite_interrupts.statement_failed)
+        event.listen(sync_engine, "handle_error", _roll_back_failed_commit)
         on_interrupt(sqlite_interrupts.interrupt_all)
 
     def explain_statement_error(self, exc: BaseException, connection=None) -> str | None:
@@ -458,3 +460,18 @@ def _on_connect(dbapi_connection, connection_record, *, statement_timeout: float
     cursor.close()
     sqlite_interrupts.install_statement_clock(dbapi_connection, connection_record,
                                               timeout=statement_timeout)
+
+
+def _roll_back_failed_commit(context) -> None:
+    """End the transaction a COMMIT failed on, as PostgreSQL does.
+
+    A COMMIT that breaks a deferred foreign key fails and leaves SQLite's
+    transaction open, while SQLAlchemy counts it as ended: the statements
+    that followed ran inside it, and each of their commits failed on the
+    same row again. Only constraint failures: a busy COMMIT may be retried.
+    """
+    if context.statement is not None or not isinstance(context.sqlalchemy_exception,
+                                                       IntegrityError):
+        return
+    with contextlib.suppress(Exception):
+        context.connection.connection.dbapi_connection.rollback()

@@ -380,8 +380,14 @@ class AsyncTestDatabase:
                 self._autobegun = self._session.sync_session.get_transaction()
             ends = write or not self.hold_read_transactions
             if ends and self.autocommit and not self._transactions and self._owns_transaction():
-                await self.session.commit()
-                self._autobegun = None
+                try:
+                    await self.session.commit()
+                except BaseException:  # a deferred constraint: the session would stay unusable
+                    with contextlib.suppress(Exception):
+                        await self.session.rollback()
+                    raise
+                finally:
+                    self._autobegun = None
         finally:
             self._running_in = outer
 
@@ -464,13 +470,18 @@ class AsyncTestDatabase:
 
 def _as_statement(query: str | Executable) -> tuple[Executable, bool]:
     """The statement for ``query``, and whether it may run alone: not an ORM statement,
-    whose rows are objects only through a session. SQLAlchemy's private
-    ``_propagate_attrs`` is how its own ``Session.execute`` tells them apart
-    (``tests/ssot/test_helpers_alone.py`` checks an ORM select still returns objects)."""
+    whose rows are objects only through a session (SQLAlchemy's private
+    ``_propagate_attrs`` is how its own ``Session.execute`` tells them apart;
+    ``tests/ssot/test_helpers_alone.py`` checks an ORM select still returns
+    objects), and not one that streams its rows (``stream_results``): those are
+    read after the helper returns, when a lone statement's transaction has
+    ended, so the session refuses it as it always did."""
     if isinstance(query, str):
         return _text(query), True
     plugin = getattr(query, "_propagate_attrs", {}).get("compile_state_plugin")
-    return query, plugin != "orm"
+    streams = query.get_execution_options().get("stream_results", False) \
+        if hasattr(query, "get_execution_options") else False
+    return query, plugin != "orm" and not streams
 
 
 @functools.lru_cache(maxsize=1024)

@@ -473,11 +473,11 @@ def run_alone(connection: Connection, writer: Writer, statement, params: dict):
         return run()
     try:
         result = run()
+        connection.commit()  # may fail too: a deferred constraint, a cancel as it runs
     except BaseException:
         with contextlib.suppress(Exception):  # the statement's error is the one to see
-            connection.rollback()
+            connection.rollback()  # also clears the transaction a failed COMMIT left inactive
         raise
-    connection.commit()
     return result
 
 

@@ -13,12 +13,13 @@ import warnings
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio.exc import AsyncMethodRequired
 
 from test_framework import SSotAsyncTestCase
 from test_framework.ssot.leftovers import LeftoverRowsWarning
 from tests.ssot.test_sessions import User
 from tests.support import (backend_name, count_rows, count_rows_sync, problems, run_case,
-                           separate_connection, skip_unless_backend)
+                           separate_connection, skip_unless_backend, timeout)
 
 
 def counting(engine) -> dict:
@@ -229,6 +230,109 @@ class TestLoneStatementsOnTheTestsConnection(unittest.TestCase):
         self.assertEqual(seen["rowcount"], 1)
         self.assertEqual(seen["outside"], 1)
         self.assertEqual(count_rows_sync(seen["url"], "users"), 0)
+
+
+DEFERRED_TABLES = ("CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+                   "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER "
+                   "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+
+
+class DeferredChild(SSotAsyncTestCase):
+    """A database of its own, with a foreign key checked only at COMMIT: a write that
+    breaks it fails at the commit, after its statement succeeded."""
+
+    isolation = "database"
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        for statement in DEFERRED_TABLES:
+            await self.db.execute_query(statement)
+
+    async def go_on(self, seen):
+        """What the test can still do after a failed commit, each checked from outside."""
+        await self.db.fetch_one("SELECT 1")
+        await self.db.create_test_user({"email": "helper@x.test"})
+        self.session.add(User("orm@x.test"))
+        await self.session.commit()
+        seen["users outside"] = await count_rows(self.engine.url, "users")
+        seen["children outside"] = await count_rows(self.engine.url, "child")
+        await self.session.execute(text("DELETE FROM users WHERE email = 'orm@x.test'"))
+        await self.session.commit()
+
+
+class TestFailedCommits(unittest.TestCase):
+    """A helper call whose COMMIT fails (a deferred constraint, a cancel as it commits)
+    is rolled back, and the test goes on: the connection holds no transaction, lone
+    or through ``self.session``."""
+
+    def check(self, seen, result):
+        self.assertTrue(result.wasSuccessful(), problems(result))
+        self.assertEqual(seen["users outside"], 2, "the helper's and the ORM's rows")
+        self.assertEqual(seen["children outside"], 0, "the failed row was not committed")
+
+    def test_a_lone_statement_whose_commit_fails(self):
+        seen = {}
+
+        class Lone(DeferredChild):
+            async def test_lone(self):
+                with self.assertRaises(IntegrityError):  # raised by the COMMIT
+                    await self.db.execute_query("INSERT INTO child VALUES (1, 99)")
+                await self.go_on(seen)
+
+        self.check(seen, run_case(Lone))
+
+    def test_a_create_through_the_session_whose_commit_fails(self):
+        """``child`` is reflected first, through the session, so the create is the
+        session's: its failed commit left the session unusable ("prepared" state)."""
+        seen = {}
+
+        class ThroughSession(DeferredChild):
+            async def test_create(self):
+                with self.assertRaises(IntegrityError):
+                    await self.db.create("child", {"id": 1, "parent_id": 99})
+                self.assertEqual(self.db.tracked_rows, [])
+                await self.go_on(seen)
+
+        self.check(seen, run_case(ThroughSession))
+
+    @skip_unless_backend("postgresql")
+    def test_a_lone_statement_cancelled_as_it_commits(self):
+        seen = {}
+
+        class Cancelled(DeferredChild):
+            @timeout(30)
+            async def test_cancelled(self):
+                await self.db.execute_query(
+                    "CREATE FUNCTION tf_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$")
+                await self.db.execute_query(
+                    "CREATE CONSTRAINT TRIGGER tf_slow AFTER INSERT ON child DEFERRABLE "
+                    "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tf_slow()")
+                await self.db.execute_query("INSERT INTO parent VALUES (1)")
+                with self.assertRaises(TimeoutError):  # the COMMIT runs the 1 s trigger
+                    await asyncio.wait_for(
+                        self.db.execute_query("INSERT INTO child VALUES (1, 1)"), 0.3)
+                await self.go_on(seen)
+
+        self.check(seen, run_case(Cancelled))
+
+    def test_a_streaming_statement_is_refused_with_nothing_committed(self):
+        """Streamed rows are read after the helper returns: such a statement goes
+        through the session, which refuses it, and rolls back what it did."""
+        seen = {}
+
+        class Streams(DeferredChild):
+            async def test_streams(self):
+                with self.assertRaises(AsyncMethodRequired):
+                    await self.db.execute_query(
+                        text("INSERT INTO parent VALUES (1), (2) RETURNING id")
+                        .execution_options(stream_results=True))
+                seen["parents outside"] = await count_rows(self.engine.url, "parent")
+                await self.go_on(seen)
+
+        result = run_case(Streams)
+        self.check(seen, result)
+        self.assertEqual(seen["parents outside"], 0)
 
 
 class TestGuaranteesKept(unittest.TestCase):
