@@ -152,8 +152,10 @@ class TestRealDatabaseUntouched(unittest.TestCase):
                 self.assertUnchanged()
 
     def test_keep_database_refuses_it(self):
+        cache = tempfile.TemporaryDirectory()  # a kept SQLite file goes there, not to ~/.cache
+        self.addCleanup(cache.cleanup)
         env = dict(os.environ, TEST_DATABASE_URL=self.redirecting_url(),
-                   TEST_FRAMEWORK_KEEP_DATABASE="1")
+                   TEST_FRAMEWORK_KEEP_DATABASE="1", XDG_CACHE_HOME=cache.name)
         run = subprocess.run([sys.executable, "-m", "tests.provision.child", "users"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
         if self.real.url.get_backend_name() == "postgresql":
