@@ -372,8 +372,7 @@ class AsyncTestDatabase:
             except BaseException:
                 if self.autocommit and not self._transactions and self._session is not None \
                         and (began or self._owns_transaction()):
-                    with contextlib.suppress(Exception):
-                        await self._session.rollback()
+                    await self._rollback_quietly()
                     self._autobegun = None
                 raise
             if began and self._session is not None:
@@ -383,8 +382,7 @@ class AsyncTestDatabase:
                 try:
                     await self.session.commit()
                 except BaseException:  # a deferred constraint: the session would stay unusable
-                    with contextlib.suppress(Exception):
-                        await self.session.rollback()
+                    await self._rollback_quietly()
                     raise
                 finally:
                     self._autobegun = None

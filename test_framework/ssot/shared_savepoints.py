@@ -456,7 +456,7 @@ class Writer:
 
 def run_alone(connection: Connection, writer: Writer, statement, params: dict):
     """Run a helper's statement on the test's connection as ``writer``'s own short
-    transaction would run, without a session's machinery; return its rows, buffered.
+    transaction would run, without a session's machinery; return its result.
 
     In rollback isolation the ledger keeps that transaction's books
     (``SharedSavepoints.run_alone``); a connection already in a transaction
@@ -479,7 +479,6 @@ def run_alone(connection: Connection, writer: Writer, statement, params: dict):
             connection.rollback()  # also clears the transaction a failed COMMIT left inactive
         raise
     return result
-
 
 
 def _stuck(statement: str, writers: list) -> str:
