@@ -38,11 +38,20 @@ def backend_for(setting: Setting, *, timeouts: Timeouts | None = None) -> Backen
     """Return the backend for a configured URL (``None`` means the SQLite default).
 
     Checks, in order: the URL parses, its backend is known, it names that
-    backend's async driver, and the driver package is installed.
+    backend's async driver, and the driver package is installed. A backend
+    holds no state of its own, so each class with the same setting gets the
+    same one (what a class reads of it, such as its dialect, is built once).
     """
-    where = f"{setting.source} is {mask_url(str(setting.value or DEFAULT_URL))!r}"
+    if timeouts is None:
+        timeouts = project_settings().timeouts
+    return _backend_for(setting.value, setting.source, timeouts)
+
+
+@functools.lru_cache(maxsize=32)
+def _backend_for(value: str | None, source: str, timeouts: Timeouts) -> Backend:
+    where = f"{source} is {mask_url(str(value or DEFAULT_URL))!r}"
     try:  # no local variable holds the unmasked text: tracebacks with --locals show locals
-        url = make_url(DEFAULT_URL if setting.value is None else setting.value)
+        url = make_url(DEFAULT_URL if value is None else value)
     except (ArgumentError, ValueError) as exc:
         raise ConfigurationError(
             f"{where}, not a database URL; use a SQLAlchemy async URL such as {EXAMPLES}"
@@ -68,9 +77,7 @@ def backend_for(setting: Setting, *, timeouts: Timeouts | None = None) -> Backen
         raise ConfigurationError(
             f"{where}, which needs the {backend_class.driver!r} package, not installed; "
             f"run: pip install {package}")
-    if timeouts is None:
-        timeouts = project_settings().timeouts
-    return backend_class(url, source=setting.source, timeouts=timeouts)
+    return backend_class(url, source=source, timeouts=timeouts)
 
 
 # Query parameters the drivers read instead of the URL's own parts (asyncpg takes every

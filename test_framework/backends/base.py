@@ -10,6 +10,7 @@ drop, rename, list, lock, empty tables) are plain async methods that
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -94,12 +95,12 @@ class Backend:
     def masked_url(self) -> str:
         return mask_url(self.url)
 
-    @property
+    @functools.cached_property
     def server_key(self) -> str:
         """Identify this URL (server, role, database) without a readable password."""
         return hashlib.sha256(self.url.render_as_string(hide_password=False).encode()).hexdigest()
 
-    @property
+    @functools.cached_property
     def dialect(self):
         """The SQLAlchemy dialect, for compiling DDL without a connection."""
         from sqlalchemy.dialects import registry

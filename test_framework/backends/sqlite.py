@@ -48,7 +48,6 @@ from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import sort_tables
 
 from test_framework.backends import sqlite_begin, sqlite_inline, sqlite_interrupts
@@ -385,9 +384,14 @@ class SQLiteBackend(Backend):
         return url
 
     def shared_engine_options(self) -> dict[str, Any]:
-        """No pool: opening a local file is cheap, and a connection closed after each class
-        takes with it the pragmas a test set (they outlive a rollback)."""
-        return {"poolclass": NullPool}
+        """One idle connection kept for the next class (any number open meanwhile).
+
+        Opening the file anew cost each class about a millisecond: the connect,
+        the connect-time pragmas, SQLite reading the schema again, the close.
+        A connection a test changed beyond what a rollback undoes (a pragma,
+        a SQL function) is closed as it comes back instead (``_checked_in``).
+        """
+        return {"pool_size": 1, "max_overflow": -1}
 
     def can_share_engine(self, engine_url: URL, *, one_connection: bool) -> bool:
         """Only the inline driver (aiosqlite runs each connection on a non-daemon thread),
@@ -422,6 +426,8 @@ class SQLiteBackend(Backend):
         sync_engine = engine.sync_engine
         event.listen(sync_engine, "do_connect", sqlite_interrupts.use_interruptible_connections)
         event.listen(sync_engine, "connect", on_connect)
+        event.listen(sync_engine, "checkout", _checked_out)
+        event.listen(sync_engine, "checkin", _checked_in)
         event.listen(sync_engine, "before_cursor_execute", begin_before_write)  # first: see there
         event.listen(sync_engine, "before_cursor_execute", sqlite_interrupts.statement_sent)
         event.listen(sync_engine, "after_cursor_execute", sqlite_interrupts.statement_done)
@@ -460,6 +466,27 @@ def _on_connect(dbapi_connection, connection_record, *, statement_timeout: float
     cursor.close()
     sqlite_interrupts.install_statement_clock(dbapi_connection, connection_record,
                                               timeout=statement_timeout)
+    if isinstance(dbapi_connection, sqlite_inline.InlineConnection):
+        dbapi_connection.unchanged_from_here()
+
+
+def _checked_out(dbapi_connection, connection_record, connection_proxy) -> None:
+    if isinstance(dbapi_connection, sqlite_inline.InlineConnection):
+        dbapi_connection.checked_out()
+
+
+def _checked_in(dbapi_connection, connection_record) -> None:
+    """Close, rather than pool, a connection a test changed beyond what a rollback undoes.
+
+    A pragma it set or a function it registered would otherwise reach the
+    next test or class that checks the connection out; the pool opens a new
+    one for it instead. aiosqlite's connections do not say: they are pooled
+    as before.
+    """
+    if isinstance(dbapi_connection, sqlite_inline.InlineConnection):
+        dbapi_connection.checked_in()
+        if dbapi_connection.session_changed:
+            connection_record.invalidate()
 
 
 def _roll_back_failed_commit(context) -> None:

@@ -24,11 +24,19 @@ another connection's lock, retries on the loop (``sqlite_begin.begin_before_writ
 so that connection, perhaps a task of the same test, can commit meanwhile.
 Ctrl-C and the statement timeout stop a running statement as before
 (``sqlite_interrupts.run_guarded``).
+
+A pooled connection goes from one test class to the next, so each one notes
+whether it was changed in a way a rollback does not undo
+(``InlineConnection.session_changed``): a pragma set, ``ATTACH``, a SQL
+function, collation, authorizer or trace callback registered, a row or text
+factory set. The SQLite backend closes such a connection as it returns to
+the pool instead of keeping it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from typing import Any, Awaitable, Callable
 
@@ -46,17 +54,58 @@ from test_framework.greenlet_bridge import await_from_sync
 DRIVER = "inline"
 BUSY_WAIT = 0.05  # seconds SQLite itself may wait for a lock, blocking the loop
 
+# Statements that may change the connection beyond its transaction: pragmas, ATTACH, DETACH.
+_SESSION_STATEMENT = re.compile(
+    r"(?:\s|--[^\n]*(?:\n|$)|/\*(?:[^*]|\*(?!/))*\*/)*(?:PRAGMA\s+(?:\w+\s*\.\s*)?(?P<pragma>\w+)"
+    r"\s*(?P<argument>[=(])?|ATTACH\b|DETACH\b)", re.IGNORECASE)
+_SCRIPT_SESSION_WORDS = re.compile(r"\b(?:PRAGMA|ATTACH|DETACH)\b", re.IGNORECASE)
+# Pragmas that only report, even given an argument in parentheses (a table's name).
+_REPORTING_PRAGMAS = frozenset((
+    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list",
+    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check",
+    "database_list", "collation_list", "function_list", "module_list", "pragma_list",
+    "compile_options"))
+# What a test can set on the sqlite3 connection itself, which no rollback undoes.
+_SESSION_ATTRIBUTES = frozenset(("row_factory", "text_factory", "isolation_level"))
+_SESSION_METHODS = ("create_function", "create_aggregate", "create_window_function",
+                    "create_collation", "set_authorizer", "set_progress_handler",
+                    "set_trace_callback", "setlimit", "enable_load_extension",
+                    "load_extension", "deserialize")
+
+
+def changes_session(sql: str) -> bool:
+    """Whether ``sql`` may leave the connection changed after a rollback.
+
+    A pragma that sets (``= value`` or ``(value)``) or ``ATTACH``/``DETACH``
+    does; a pragma that reports (``PRAGMA foreign_keys``,
+    ``PRAGMA main.table_info("users")``) does not. A script counts if any of
+    its statements does; anything unsure counts.
+    """
+    found = _SESSION_STATEMENT.match(sql)
+    if found is None:
+        return False
+    pragma = found.group("pragma")
+    if pragma is None:
+        return True  # ATTACH, DETACH
+    return found.group("argument") is not None and pragma.lower() not in _REPORTING_PRAGMAS
+
 
 class InlineCursor(sqlite3.Cursor):
     """A sqlite3 cursor whose every call into SQLite can be stopped by Ctrl-C."""
 
     def execute(self, sql, parameters=()):
+        if changes_session(sql):
+            self.connection.session_changed = True
         return run_guarded(sqlite3.Cursor.execute, self, sql, parameters)
 
     def executemany(self, sql, seq_of_parameters):
+        if changes_session(sql):
+            self.connection.session_changed = True
         return run_guarded(sqlite3.Cursor.executemany, self, sql, seq_of_parameters)
 
     def executescript(self, script):
+        if _SCRIPT_SESSION_WORDS.search(script) is not None:
+            self.connection.session_changed = True  # a pragma anywhere in it: no parsing
         return run_guarded(sqlite3.Cursor.executescript, self, script)
 
     def fetchone(self):
@@ -74,12 +123,27 @@ class InlineCursor(sqlite3.Cursor):
 
 
 class InlineConnection(InterruptibleConnection):
-    """The DBAPI connection of ``sqlite+inline``: sqlite3's, with aiosqlite's ``run_async``."""
+    """The DBAPI connection of ``sqlite+inline``: sqlite3's, with aiosqlite's ``run_async``.
+
+    ``session_changed`` is True once something outside SQL transactions was
+    changed (see the module's docstring); the engine's connect listeners
+    clear it (``unchanged_from_here``), as what they set every connection has.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.session_changed = False
         self.driver_connection = InlineDriverConnection(self)  # one, as aiosqlite's is
-        self._watching = watch_ctrl_c()
+        self._watching = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SESSION_ATTRIBUTES:
+            object.__setattr__(self, "session_changed", True)
+        super().__setattr__(name, value)
+
+    def unchanged_from_here(self) -> None:
+        """What was set so far is every connection's (connect listeners), not a test's."""
+        self.session_changed = False
 
     def cursor(self, factory=InlineCursor):
         return sqlite3.Connection.cursor(self, factory)
@@ -90,15 +154,45 @@ class InlineConnection(InterruptibleConnection):
     def rollback(self) -> None:
         run_guarded(sqlite3.Connection.rollback, self)
 
-    def close(self) -> None:
-        sqlite3.Connection.close(self)
+    def checked_out(self) -> None:
+        """Ctrl-C stops its statements from now on (a pool ``checkout`` listener).
+
+        Only while it is checked out: a pooled connection outlives the runner
+        whose SIGINT handler it would stand in front of, and the next one
+        installs its own handler only over the default.
+        """
+        if not self._watching:
+            self._watching = watch_ctrl_c()
+
+    def checked_in(self) -> None:
+        """Give SIGINT back (a pool ``checkin`` listener; closing does it too)."""
         if self._watching:
             self._watching = False
             unwatch_ctrl_c()
 
+    def close(self) -> None:
+        sqlite3.Connection.close(self)
+        self.checked_in()
+
     def run_async(self, fn: Callable[[InlineDriverConnection], Awaitable[Any]]) -> Any:
         """Run ``fn(driver_connection)``'s awaitable to its end, as aiosqlite's adapter does."""
         return finish_now(fn(self.driver_connection))
+
+
+def _noting_change(name: str) -> Callable:
+    method = getattr(sqlite3.Connection, name)
+
+    def changing(self, *args, **kwargs):
+        self.session_changed = True
+        return method(self, *args, **kwargs)
+    changing.__name__ = changing.__qualname__ = name
+    changing.__doc__ = f"sqlite3's ``{name}``, noting that the connection changed."
+    return changing
+
+
+for _name in _SESSION_METHODS:
+    if hasattr(sqlite3.Connection, _name):  # load_extension: only if Python was built with it
+        setattr(InlineConnection, _name, _noting_change(_name))
 
 
 def finish_now(awaitable: Awaitable[Any]) -> Any:

@@ -5,9 +5,9 @@ every class: a suite of 10-test classes paid about half again per test what
 100-test classes paid. Classes that use the same database with the same
 engine options now share one engine. On a server, the connection a class
 returns to its pool is the one the next class checks out (one the server
-closed meanwhile is replaced); a local SQLite file is opened anew per class,
-which costs little and leaves no pragma a test set behind
-(``Backend.shared_engine_options``).
+closed meanwhile is replaced). On SQLite too, unless a test changed the
+connection beyond what a rollback undoes (a pragma, a SQL function): the
+backend closes such a connection as it comes back (``Backend.shared_engine_options``).
 
 Engines are shared where the backend says they can outlive a class
 (``Backend.can_share_engine``); a class with a private database, an

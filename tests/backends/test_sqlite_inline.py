@@ -184,7 +184,7 @@ class TestInlineConnection(unittest.IsolatedAsyncioTestCase):
     async def test_ctrl_c_stops_the_running_statement_and_raises_keyboard_interrupt(self):
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         self.addCleanup(signal.signal, signal.SIGINT, previous)
-        # Engines shared by earlier classes of this run may hold inline connections open.
+        # The connections checked out now (a class's, on its shared engine) watch too.
         others_open = sqlite_interrupts._watchers > 0
         raised = await self.endless_query_with_ctrl_c(self.engine(inline=True),
                                                       KeyboardInterrupt)

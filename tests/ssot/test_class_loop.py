@@ -30,9 +30,9 @@ class TestClassLoop(unittest.TestCase):
         case = unittest.IsolatedAsyncioTestCase()
         self.assertIsNone(getattr(case, "_asyncioRunner", "missing"))
 
-    def test_classes_share_the_loop_the_engine_and_on_a_server_the_connection(self):
-        """One connect serves class after class on PostgreSQL: the next class checks out
-        the same connection. A SQLite file is opened anew per class, on the same engine."""
+    def test_classes_share_the_loop_the_engine_and_the_connection(self):
+        """One connect serves class after class: the next class checks out the same
+        connection (on SQLite's inline driver too; aiosqlite's engines are the class's)."""
         loops, connections, engines = [], [], []
 
         class Shared(SSotAsyncTestCase):
@@ -47,7 +47,7 @@ class TestClassLoop(unittest.TestCase):
                 engines.append(self.engine)
                 connection = await self.session.connection()
                 raw = await connection.get_raw_connection()
-                connections.append(id(raw.driver_connection))
+                connections.append(raw.driver_connection)  # kept: no id is reused
 
         class Other(Shared):
             pass
@@ -59,10 +59,10 @@ class TestClassLoop(unittest.TestCase):
         self.assertIs(loops[0], loops[1])
         self.assertIs(loops[2], loops[0], "the next class runs on the same loop")
         self.assertFalse(loops[0].is_closed(), "the shared loop stays open for later classes")
-        self.assertIs(engines[2], engines[0], "and uses the same engine")
-        self.assertEqual(connections[1], connections[0], "a class holds one connection")
-        if backend_name() == "postgresql":
-            self.assertEqual(connections[2], connections[0], "handed on to the next class")
+        self.assertIs(connections[1], connections[0], "a class holds one connection")
+        if not _aiosqlite():
+            self.assertIs(engines[2], engines[0], "and uses the same engine")
+            self.assertIs(connections[2], connections[0], "handed on to the next class")
 
     def test_the_next_class_starts_clean_after_a_class_ended(self):
         """The connection a class hands back carries nothing over: rows, savepoints, settings."""
@@ -234,6 +234,131 @@ class TestClassLoop(unittest.TestCase):
             runner.close()
             self.assertEqual(_current_wakeup_fd(), -1, "close left the fd on its socket")
         self.assertEqual(_current_wakeup_fd(), -1)
+
+
+@skip_unless_backend("sqlite")
+class TestSQLiteConnectionHandedOn(unittest.TestCase):
+    """The next class gets the pooled SQLite connection unless a test changed it in a way
+    a rollback does not undo; then it gets a new one, with SQLite's defaults."""
+
+    def setUp(self):
+        if _aiosqlite():
+            self.skipTest("aiosqlite's engines are the class's own: nothing is handed on")
+
+    def _next_class_sees(self, change):
+        """Run ``change(self)`` in one class, then return (the first class's driver
+        connection, the next class's, what ``PRAGMA cache_size`` and a ``tf_double``
+        call give there)."""
+        seen = {}
+
+        class Changes(SSotAsyncTestCase):
+            async def test_changes(self):
+                await self.db.count_records("users")
+                seen["first"] = await _driver_connection(self)
+                await change(self)
+
+        class Next(SSotAsyncTestCase):
+            async def test_reads(self):
+                seen["next"] = await _driver_connection(self)
+                seen["cache_size"] = (await self.db.fetch_one("PRAGMA cache_size"))[0]
+                try:
+                    seen["tf_double"] = (await self.db.fetch_one("SELECT tf_double(2)"))[0]
+                except Exception as exc:  # noqa: BLE001 - what the next class sees is the point
+                    seen["tf_double"] = type(exc).__name__
+
+        for case in (Changes, Next):
+            result = run_case(case)
+            self.assertTrue(result.wasSuccessful(), problems(result))
+        return seen
+
+    def test_an_unchanged_connection_is_handed_on(self):
+        """Reads, writes and pragmas that only report keep the connection poolable."""
+        async def reads_and_writes(case):
+            await case.db.create_test_user({"email": "kept@x.test"})
+            await case.db.table_exists("users")  # PRAGMA main.table_info("users")
+            await case.db.fetch_one("PRAGMA foreign_keys")
+            await case.db.fetch_all("  /* a comment */ pragma main.index_list('users')")
+
+        seen = self._next_class_sees(reads_and_writes)
+        self.assertIs(seen["next"], seen["first"])
+        self.assertEqual(seen["tf_double"], "OperationalError")
+
+    def test_a_changed_connection_is_closed_and_the_next_class_starts_fresh(self):
+        async def pragma(case):
+            await case.db.execute_query("PRAGMA cache_size = 1234")
+
+        async def pragma_in_parentheses(case):
+            await case.db.execute_query("-- tune\nPRAGMA main.cache_size(1234)")
+
+        async def function(case):
+            raw = await (await case.session.connection()).get_raw_connection()
+            await raw.driver_connection.create_function("tf_double", 1, lambda n: 2 * n)
+
+        async def function_on_the_dbapi_connection(case):
+            raw = await (await case.session.connection()).get_raw_connection()
+            raw.dbapi_connection.create_function("tf_double", 1, lambda n: 2 * n)
+
+        async def row_factory(case):
+            raw = await (await case.session.connection()).get_raw_connection()
+            raw.dbapi_connection.row_factory = None  # set at all, even to the default
+
+        async def script(case):
+            """On a connection of its own: ``executescript`` commits first, which would end
+            the class's transaction (a connection that is closed anyway)."""
+            async with case.engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                await raw.driver_connection.executescript("SELECT 1; PRAGMA cache_size = 1234;")
+
+        async def own_connection(case):
+            """A connection the test takes from the engine itself, changed and returned."""
+            async with case.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA cache_size = 1234")
+
+        for change in (pragma, pragma_in_parentheses, function,
+                       function_on_the_dbapi_connection, row_factory, script, own_connection):
+            with self.subTest(change.__name__):
+                seen = self._next_class_sees(change)
+                self.assertNotEqual(seen["cache_size"], 1234)
+                self.assertEqual(seen["tf_double"], "OperationalError")
+                if change not in (own_connection, script):
+                    self.assertIsNot(seen["next"], seen["first"])
+
+    def test_which_statements_count_as_changing_the_connection(self):
+        from test_framework.backends.sqlite_inline import changes_session
+        changing = ["PRAGMA cache_size = 10", "pragma  Main . cache_size(10)",
+                    "  -- x\n/* y */ PRAGMA recursive_triggers=ON",
+                    "ATTACH DATABASE 'x.db' AS x", "detach x",
+                    "PRAGMA foreign_keys=OFF", "PRAGMA journal_mode = WAL"]
+        reporting = ["PRAGMA cache_size", "PRAGMA main.table_info(\"users\")",
+                     "PRAGMA foreign_key_check(users)", "PRAGMA integrity_check",
+                     "SELECT 'PRAGMA cache_size = 1'", "INSERT INTO pragmas VALUES (1)",
+                     "WITH attach AS (SELECT 1) SELECT * FROM attach"]
+        for sql in changing:
+            self.assertTrue(changes_session(sql), sql)
+        for sql in reporting:
+            self.assertFalse(changes_session(sql), sql)
+
+    def test_a_statement_made_of_comments_is_read_in_linear_time(self):
+        """Every statement passes this check: one of many comments must not make it
+        backtrack exponentially (a subprocess, so a regression fails, not hangs)."""
+        check = ("from test_framework.backends.sqlite_inline import changes_session as c\n"
+                 "assert not c('/* */ ' * 20000 + 'x')\n"
+                 "assert not c('-- a\\n' * 20000 + 'x')\n"
+                 "assert not c(' ' * 20000 + 'SELECT 1')\n"
+                 "assert c('/* a */ /* b */ ' * 1000 + 'PRAGMA cache_size = 1')\n")
+        run = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+
+
+async def _driver_connection(case):
+    raw = await (await case.session.connection()).get_raw_connection()
+    return raw.driver_connection
+
+
+def _aiosqlite() -> bool:
+    return backend_name() == "sqlite" and \
+        os.environ.get("TEST_FRAMEWORK_SQLITE_DRIVER", "inline") == "aiosqlite"
 
 
 def _current_wakeup_fd() -> int:

@@ -84,9 +84,8 @@ class RollbackIsolation(Isolation):
         return self._sessions(helper_options, base=TEST_SAVEPOINT)
 
     async def _has_deferrable_constraints(self) -> bool:
-        """Asked once per engine and model set: the classes sharing an engine ask once
-        (on SQLite each class opens its own connection), and another model set may
-        have added tables to the database since."""
+        """Asked once per engine and model set: the classes sharing an engine ask once,
+        and another model set may have added tables to the database since."""
         metadata = self.settings.metadata
         if metadata is None:
             return await self.backend.has_deferrable_constraints(self._connection)
