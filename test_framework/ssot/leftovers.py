@@ -43,7 +43,8 @@ class LeftoverRowDetector:
 
     def __init__(self, policy: str) -> None:
         self.policy = self.checked(policy)
-        self._counts: list | None = None  # one scalar subquery per table, made once
+        self._query = None  # one scalar subquery per table, made once (None: no tables)
+        self._listed = False
         self._before: dict[str, int] | None = None
 
     @property
@@ -58,12 +59,14 @@ class LeftoverRowDetector:
 
     async def count(self, connection: AsyncConnection) -> dict[str, int]:
         """Count every table's rows on ``connection``, in the transaction it is in."""
-        if self._counts is None:  # the database's real tables, whatever built them
-            self._counts = [select(func.count()).select_from(table(name)).scalar_subquery()
-                            .label(name) for name in await data_table_names(connection)]
-        if not self._counts:
+        if not self._listed:  # the database's real tables, whatever built them
+            counts = [select(func.count()).select_from(table(name)).scalar_subquery()
+                      .label(name) for name in await data_table_names(connection)]
+            self._query = select(*counts) if counts else None
+            self._listed = True
+        if self._query is None:
             return {}
-        return dict((await connection.execute(select(*self._counts))).one()._mapping)
+        return dict((await connection.execute(self._query)).one()._mapping)
 
     async def start(self, connection: AsyncConnection) -> None:
         """Take the baseline before the class's first test (once)."""
