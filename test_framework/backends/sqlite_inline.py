@@ -148,6 +148,16 @@ class InlineConnection(InterruptibleConnection):
     def cursor(self, factory=InlineCursor):
         return sqlite3.Connection.cursor(self, factory)
 
+    # sqlite3's own shortcuts make a plain cursor: these go through ours.
+    def execute(self, sql, parameters=()):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters):
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, script):
+        return self.cursor().executescript(script)
+
     def commit(self) -> None:
         run_guarded(sqlite3.Connection.commit, self)
 

@@ -298,6 +298,10 @@ class TestSQLiteConnectionHandedOn(unittest.TestCase):
             raw = await (await case.session.connection()).get_raw_connection()
             raw.dbapi_connection.create_function("tf_double", 1, lambda n: 2 * n)
 
+        async def pragma_on_the_dbapi_connection(case):
+            raw = await (await case.session.connection()).get_raw_connection()
+            raw.dbapi_connection.execute("PRAGMA cache_size = 1234")
+
         async def row_factory(case):
             raw = await (await case.session.connection()).get_raw_connection()
             raw.dbapi_connection.row_factory = None  # set at all, even to the default
@@ -315,7 +319,8 @@ class TestSQLiteConnectionHandedOn(unittest.TestCase):
                 await connection.exec_driver_sql("PRAGMA cache_size = 1234")
 
         for change in (pragma, pragma_in_parentheses, function,
-                       function_on_the_dbapi_connection, row_factory, script, own_connection):
+                       function_on_the_dbapi_connection, pragma_on_the_dbapi_connection,
+                       row_factory, script, own_connection):
             with self.subTest(change.__name__):
                 seen = self._next_class_sees(change)
                 self.assertNotEqual(seen["cache_size"], 1234)
