@@ -106,8 +106,17 @@ def private_dir() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.replace(staging, path / OWNER_LOCK)
         _private = PrivateFolder(path, lock, os.getpid())
-        atexit.register(lock.close)  # runs after the databases' drop hook (registered later)
+        atexit.register(_leave_private_dir, _private)  # after the databases' drop hook
     return _private.path
+
+
+def _leave_private_dir(private: PrivateFolder) -> None:
+    """At exit: remove the folder if no database is left in it (a run that kept its
+    database in the cache never dropped one here), and release its lock. Only in the
+    process that made it: a forked child inherits this hook, not the folder."""
+    if private.pid == os.getpid():
+        _remove_if_emptied(private.path)
+    private.lock.close()
 
 
 def _remove_if_emptied(folder: Path) -> None:

@@ -286,3 +286,28 @@ class TestForgedLabels(unittest.TestCase):
         Path(url.database).touch()
         asyncio.run(reap_orphans(self.backend))
         self.assertTrue(self.exists(url), "no proof either way: left for a person to drop")
+
+
+class TestPrivateFolderAtExit(unittest.TestCase):
+    """A SQLite run's private folder goes at exit once no database is left in it (a run
+    that kept its database in the cache never dropped one there), and stays otherwise."""
+
+    def _child_folder(self, leave_a_file: bool) -> Path:
+        code = ("import pathlib\n"
+                "from test_framework.backends.sqlite import private_dir\n"
+                "folder = private_dir()\n"
+                "print(folder)\n"
+                + ("(folder / 'test_left.sqlite3').touch()\n" if leave_a_file else ""))
+        run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        folder = Path(run.stdout.strip())
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        return folder
+
+    def test_an_emptied_folder_is_removed(self):
+        self.assertFalse(self._child_folder(leave_a_file=False).exists())
+
+    def test_a_folder_still_holding_a_database_stays_for_the_reaper(self):
+        folder = self._child_folder(leave_a_file=True)
+        self.assertTrue((folder / "test_left.sqlite3").exists())
